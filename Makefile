@@ -1,0 +1,30 @@
+# The two commands a newcomer needs: `make demo` (set up + classify the sample photos) and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PHOTOS ?= ../shared/data/photos
+
+.PHONY: setup demo test lint bench serve
+
+$(BIN)/wanwu: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[all,dev]"
+	touch $@
+
+setup: $(BIN)/wanwu
+
+demo: setup
+	$(BIN)/wanwu predict $(PHOTOS)/*.jpg --top-k 3
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+
+bench: setup
+	$(BIN)/python bench/engines.py
+
+serve: setup
+	$(BIN)/wanwu serve

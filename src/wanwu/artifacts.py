@@ -1,0 +1,131 @@
+"""Converted models, cached in the store and keyed by the weights' SHA-256.
+
+Layout: ``<home>/compiled/<model>-<sha256[:16]>/`` holds ``model.onnx`` (exported once from torch;
+both ONNX Runtime and OpenVINO read it), ``manifest.json`` (what produced it) and per-engine
+subfolders named with the engine's version. Torch is imported only to export: a store that
+already has the bundle serves without PyTorch installed (the container image does exactly that).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from wanwu.errors import EngineUnavailableError, WeightsMissingError
+from wanwu.models.build import load_torch_model
+from wanwu.models.registry import ModelSpec
+from wanwu.weights import ResolvedWeights, find_weights, missing_message, resolve_weights
+
+MANIFEST = "manifest.json"
+ONNX_FILE = "model.onnx"
+INPUT_NAME = "images"
+OUTPUT_NAME = "logits"
+
+
+def compiled_dir(home: Path) -> Path:
+    return home / "compiled"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model's identity plus where its weights and converted forms live."""
+
+    spec: ModelSpec
+    weights_sha256: str
+    bundle: Path
+    weights: ResolvedWeights | None = None
+
+    def torch_model(self):  # type: ignore[no-untyped-def]
+        if self.weights is None:
+            raise WeightsMissingError(
+                f"the torch engine needs the checkpoint itself; only a converted bundle of "
+                f"{self.spec.name} is here ({self.bundle})"
+            )
+        return load_torch_model(self.spec, self.weights.path)
+
+    def onnx_path(self) -> Path:
+        path = self.bundle / ONNX_FILE
+        if not path.is_file():
+            self._export_onnx(path)
+        return path
+
+    def engine_dir(self, engine: str, version: str) -> Path:
+        path = self.bundle / f"{engine}-{version}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _export_onnx(self, path: Path) -> None:
+        try:
+            import torch
+        except ImportError as err:
+            raise EngineUnavailableError(
+                f"{path} is missing and PyTorch is not installed to export it; run "
+                f"`wanwu export {self.spec.name}` where torch is installed"
+            ) from err
+        model = self.torch_model()
+        size = self.spec.preprocessing.crop_size
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.part")
+        os.close(fd)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the exporter's constant-folding chatter
+                torch.onnx.export(
+                    model,
+                    (torch.zeros(1, 3, size, size),),
+                    tmp,
+                    input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME],
+                    dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                    opset_version=17,
+                    dynamo=False,
+                )
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        self._write_manifest(torch.__version__)
+
+    def _write_manifest(self, torch_version: str) -> None:
+        manifest = {
+            "model": self.spec.name,
+            "weights_sha256": self.weights_sha256,
+            "input": [None, 3, self.spec.preprocessing.crop_size, self.spec.preprocessing.crop_size],
+            "exported_with": f"torch {torch_version}",
+        }
+        (self.bundle / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def bundle_dir(home: Path, spec: ModelSpec, sha256: str) -> Path:
+    return compiled_dir(home) / f"{spec.name}-{sha256[:16]}"
+
+
+def find_bundles(home: Path, spec: ModelSpec) -> list[tuple[Path, dict]]:
+    found = []
+    for manifest in sorted(compiled_dir(home).glob(f"{spec.name}-*/{MANIFEST}")):
+        data = json.loads(manifest.read_text())
+        if data.get("model") == spec.name and (manifest.parent / ONNX_FILE).is_file():
+            found.append((manifest.parent, data))
+    return found
+
+
+def open_source(spec: ModelSpec, home: Path, weights_path: Path | None = None) -> ModelSource:
+    """The model's source: its verified weights if present, else a converted bundle in the store."""
+    if weights_path is not None:
+        weights = resolve_weights(spec, home, explicit=weights_path)
+    else:
+        weights = find_weights(spec, home)
+    if weights is not None:
+        return ModelSource(spec, weights.sha256, bundle_dir(home, spec, weights.sha256), weights)
+    bundles = find_bundles(home, spec)
+    if len(bundles) == 1:
+        path, manifest = bundles[0]
+        return ModelSource(spec, manifest["weights_sha256"], path)
+    raise WeightsMissingError(missing_message(spec, home))
+
+
+def has_weights_or_bundle(spec: ModelSpec, home: Path) -> bool:
+    return find_weights(spec, home) is not None or len(find_bundles(home, spec)) == 1

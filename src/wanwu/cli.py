@@ -1,0 +1,75 @@
+"""The ``wanwu`` command line: a thin layer over the core (argument parsing and output only)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from wanwu.errors import WanwuError
+
+LANGS = ("zh", "en", "both")
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model name (default: resnet18 if its weights are here, else efficientnet_lite0)")
+    parser.add_argument("--engine", default=None, help="torch, onnxruntime or openvino (default: fastest installed)")
+    parser.add_argument("--weights", type=Path, help="your own checkpoint for the model (loaded strictly)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "int8"))
+    parser.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wanwu", description="万物识别 — offline ImageNet-1k recognition")
+    parser.add_argument("--home", type=Path, help="weight store and caches (default: $WANWU_HOME or ~/.cache/wanwu)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    predict = sub.add_parser("predict", help="classify image files")
+    predict.add_argument("paths", nargs="+", type=Path)
+    predict.add_argument("--top-k", type=int, default=5)
+    predict.add_argument("--lang", choices=LANGS, default="both")
+    predict.add_argument("--json", action="store_true", help="one JSON object per image")
+    _add_model_options(predict)
+
+    models = sub.add_parser("models", help="list models, their weights and accuracy")
+    models.add_argument("--json", action="store_true")
+
+    fetch = sub.add_parser("fetch", help="download and verify a model's official weights")
+    fetch.add_argument("model")
+    fetch.add_argument("--url", help="a mirror to download from (the official hash is still checked)")
+
+    evaluate = sub.add_parser("eval", help="top-1/top-5 on a folder of <wnid>_*.JPEG images")
+    evaluate.add_argument("folder", type=Path)
+    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument("--fast-decode", action="store_true")
+    evaluate.add_argument("--json", action="store_true")
+    _add_model_options(evaluate)
+
+    export = sub.add_parser("export", help="convert a model for the fast engines and cache it in the store")
+    export.add_argument("model", nargs="?")
+    export.add_argument("--weights", type=Path)
+    export.add_argument("--engine", action="append", help="engine(s) to prepare (default: openvino)")
+
+    from wanwu.service.cli import add_serve_parser
+
+    add_serve_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from wanwu import commands
+
+    handler = getattr(commands, f"cmd_{args.command}")
+    try:
+        return int(handler(args) or 0)
+    except WanwuError as err:
+        print(f"wanwu: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

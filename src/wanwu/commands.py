@@ -1,0 +1,196 @@
+"""Handlers for the ``wanwu`` subcommands: call the core, format its answers for people or tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+
+from wanwu.errors import ImageError, WanwuError
+
+_err = Console(stderr=True)
+
+
+def print_json(obj: object) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def default_engine() -> str:
+    from wanwu.engines import available_engines
+
+    available = available_engines()
+    return next((e for e in ("openvino", "onnxruntime", "torch") if e in available), "torch")
+
+
+def home_of(args: argparse.Namespace) -> Path:
+    from wanwu.weights import wanwu_home
+
+    return args.home or wanwu_home()
+
+
+def load_classifier(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from wanwu.classifier import Classifier
+
+    return Classifier.load(
+        model=args.model,
+        engine=args.engine or default_engine(),
+        weights=args.weights,
+        home=home_of(args),
+        threads=args.threads or os.cpu_count() or 1,
+        precision=args.precision,
+    )
+
+
+def _label(pred, lang: str) -> str:  # type: ignore[no-untyped-def]
+    return {"zh": pred.label_zh, "en": pred.label, "both": f"{pred.label_zh} ({pred.label})"}[lang]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    classifier = load_classifier(args)
+    out = Console()
+    failures = 0
+    for path in args.paths:
+        record: dict = {"path": str(path), "model": classifier.model_name, "weights_sha256": classifier.weights_sha256}
+        try:
+            preds = classifier.predict_bytes(path.read_bytes(), k=args.top_k)
+        except (ImageError, OSError) as err:
+            failures += 1
+            code = err.code if isinstance(err, WanwuError) else "unreadable_file"
+            message = str(err) if isinstance(err, WanwuError) else f"cannot read {path}: {err.strerror}"
+            if args.json:
+                print_json({**record, "error": {"code": code, "message": message}})
+            else:
+                _err.print(f"[red]{path}: {message}[/red]")
+            continue
+        if args.json:
+            print_json({**record, "predictions": [p.as_dict() for p in preds]})
+            continue
+        out.print(f"[bold]{path}[/bold]  ·  {classifier.model_name} / {classifier.engine.name}")
+        table = Table()
+        table.add_column("#", justify="right")
+        table.add_column("label")
+        table.add_column("score", justify="right")
+        for rank, pred in enumerate(preds, 1):
+            table.add_row(str(rank), _label(pred, args.lang), f"{pred.score:.1%}")
+        out.print(table)
+    return 1 if failures else 0
+
+
+def model_rows(home: Path) -> list[dict]:
+    from wanwu.artifacts import find_bundles
+    from wanwu.models import list_models
+    from wanwu.weights import find_weights
+
+    rows = []
+    for spec in list_models():
+        try:
+            found = find_weights(spec, home)
+            status, digest = (found.source, found.sha256) if found else ("missing", None)
+        except WanwuError as err:
+            status, digest = f"invalid: {err}", None
+        pre = spec.preprocessing
+        rows.append(
+            {
+                "model": spec.name,
+                "weights": status,
+                "sha256": digest,
+                "bytes": spec.weights.num_bytes,
+                "top1": spec.accuracy.top1,
+                "top5": spec.accuracy.top5,
+                "preprocessing": f"resize {pre.resize_size}, crop {pre.crop_size}, mean {pre.mean}, std {pre.std}",
+                "converted": [b.name for b, _ in find_bundles(home, spec)],
+            }
+        )
+    return rows
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    rows = model_rows(home_of(args))
+    if args.json:
+        for row in rows:
+            print_json(row)
+        return 0
+    table = Table(title=f"store: {home_of(args)}", title_justify="left")
+    for column in ("model", "weights", "sha256", "MB", "top-1", "top-5", "converted"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["model"],
+            row["weights"],
+            (row["sha256"] or "—")[:12],
+            f"{row['bytes'] / 1e6:.1f}",
+            f"{row['top1']:.3f}",
+            "—" if row["top5"] is None else f"{row['top5']:.3f}",
+            ", ".join(row["converted"]) or "—",
+        )
+    Console().print(table)
+    return 0
+
+
+def _download_progress(progress: Progress):  # type: ignore[no-untyped-def]
+    def start(total: int | None, name: str):  # type: ignore[no-untyped-def]
+        task = progress.add_task(name, total=total)
+        return lambda n: progress.advance(task, n)
+
+    return start
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from wanwu.models import get_model_spec
+    from wanwu.weights import download_weights, find_weights
+
+    spec = get_model_spec(args.model)
+    home = home_of(args)
+    found = find_weights(spec, home)
+    if found is None:
+        columns = (*Progress.get_default_columns()[:1], BarColumn(), DownloadColumn(), TransferSpeedColumn())
+        with Progress(*columns, console=_err, transient=False) as progress:
+            found = download_weights(spec, home, url=args.url, progress=_download_progress(progress))
+    print(f"{spec.name}: {found.path} (sha256 {found.sha256}, {found.source})")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from wanwu.evaluate import evaluate, labelled_images
+
+    classifier = load_classifier(args)
+    total = len(labelled_images(args.folder, classifier.labels))
+    with Progress(console=_err, transient=True) as progress:
+        task = progress.add_task(f"eval {classifier.model_name}/{classifier.engine.name}", total=total)
+        result = evaluate(classifier, args.folder, args.batch_size, args.fast_decode, lambda n: progress.advance(task, n))
+    if args.json:
+        print_json(result.as_dict())
+    else:
+        print(
+            f"{result.model} / {result.engine} ({result.precision}): {result.images} images, "
+            f"top-1 {result.top1:.2%}, top-5 {result.top5:.2%}, {result.images_per_s:.1f} images/s"
+        )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from wanwu.artifacts import open_source
+    from wanwu.classifier import default_model_name
+    from wanwu.engines import create_engine
+    from wanwu.models import get_model_spec
+
+    home = home_of(args)
+    source = open_source(get_model_spec(args.model or default_model_name(home)), home, args.weights)
+    for engine in args.engine or ["openvino"]:
+        create_engine(engine, source)
+    print(source.bundle)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from wanwu.service.cli import run_serve
+
+    return run_serve(args)
+
+
+

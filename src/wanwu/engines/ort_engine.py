@@ -1,0 +1,47 @@
+"""ONNX Runtime (CPU execution provider), with the optimized graph cached beside the bundle."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from wanwu.artifacts import INPUT_NAME, ModelSource
+
+ort.set_default_logger_severity(3)
+
+
+def _save_portable_optimized(onnx_path: Path, optimized: Path) -> None:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    tmp = optimized.with_suffix(".part")
+    options.optimized_model_filepath = str(tmp)
+    ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    os.replace(tmp, optimized)
+
+
+class OrtEngine:
+    name = "onnxruntime"
+
+    def __init__(self, source: ModelSource, threads: int = 1, precision: str = "fp32") -> None:
+        self.threads = threads
+        self.precision = precision
+        onnx_path = source.onnx_path()
+        optimized = source.engine_dir("onnxruntime", ort.__version__) / "model.opt.onnx"
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Threads spin between runs by default, stealing the core that decodes the next image.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if not optimized.is_file():
+            _save_portable_optimized(onnx_path, optimized)
+        # Layout transforms (NCHWc) are CPU-specific, so they run at every load, not in the cache.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(optimized), options, providers=["CPUExecutionProvider"])
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        (logits,) = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
+        return logits

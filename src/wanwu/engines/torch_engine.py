@@ -1,0 +1,22 @@
+"""The reference engine: PyTorch eager, inference mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from wanwu.artifacts import ModelSource
+
+
+class TorchEngine:
+    name = "torch"
+
+    def __init__(self, source: ModelSource, threads: int = 1, precision: str = "fp32") -> None:
+        torch.set_num_threads(threads)
+        self.threads = threads
+        self.precision = precision
+        self.model = source.torch_model()
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(np.ascontiguousarray(batch))).numpy()

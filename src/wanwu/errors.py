@@ -1,0 +1,58 @@
+"""One error hierarchy for the whole package.
+
+Each error carries a stable machine-readable ``code``; the service maps classes to HTTP statuses in
+one place (``wanwu.service.errors``) and the CLI prints ``message`` as a one-line reason.
+"""
+
+from __future__ import annotations
+
+
+class WanwuError(Exception):
+    """Base class: ``code`` is stable and machine-readable, ``str(err)`` is for people."""
+
+    code = "wanwu_error"
+
+
+class UnknownModelError(WanwuError, KeyError):
+    code = "unknown_model"
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class EngineUnavailableError(WanwuError):
+    code = "engine_unavailable"
+
+
+class WeightsError(WanwuError):
+    code = "weights_error"
+
+
+class WeightsMissingError(WeightsError):
+    code = "weights_missing"
+
+
+class WeightsVerificationError(WeightsError):
+    code = "weights_hash_mismatch"
+
+
+class ImageError(WanwuError):
+    """Base for everything wrong with an uploaded image."""
+
+    code = "bad_image"
+
+
+class UnsupportedImageError(ImageError):
+    code = "unsupported_media_type"
+
+
+class ImageTooLargeError(ImageError):
+    code = "payload_too_large"
+
+
+class TooManyPixelsError(ImageError):
+    code = "too_many_pixels"
+
+
+class CorruptImageError(ImageError):
+    code = "corrupt_image"

@@ -1,0 +1,88 @@
+"""Top-1/top-5 accuracy on a folder of ``<wnid>_*.JPEG`` files (ImageNet's standard naming)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wanwu.classifier import Classifier
+from wanwu.labels import LabelSet
+
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".webp", ".bmp"}
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    model: str
+    engine: str
+    precision: str
+    images: int
+    top1: float
+    top5: float
+    images_per_s: float
+    predictions: tuple[int, ...]  # top-1 index per image, for agreement between engines
+
+    def as_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "engine": self.engine,
+            "precision": self.precision,
+            "images": self.images,
+            "top1": self.top1,
+            "top5": self.top5,
+            "images_per_s": self.images_per_s,
+        }
+
+
+def labelled_images(folder: Path, labels: LabelSet) -> list[tuple[Path, int]]:
+    """Every image whose name starts with a known WordNet id, with its class index, sorted."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        wnid = path.name.split("_", 1)[0]
+        if path.suffix.lower() in IMAGE_SUFFIXES and wnid in labels.wnids:
+            found.append((path, labels.index_of_wnid(wnid)))
+    if not found:
+        raise FileNotFoundError(f"no images named <wnid>_*.JPEG (e.g. n01440764_0.JPEG) in {folder}")
+    return found
+
+
+def _batches(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def evaluate(
+    classifier: Classifier,
+    folder: Path,
+    batch_size: int = 8,
+    fast_decode: bool = False,
+    on_batch: Callable[[int], None] | None = None,
+) -> EvalResult:
+    items = labelled_images(folder, classifier.labels)
+    top1 = top5 = 0
+    predictions: list[int] = []
+    started = time.perf_counter()
+    for chunk in _batches(items, batch_size):
+        batch = np.stack([classifier.preprocess(p.read_bytes(), fast_decode) for p, _ in chunk])
+        ranked = np.argsort(-classifier.logits(batch), axis=1, kind="stable")[:, :5]
+        for (_, target), row in zip(chunk, ranked, strict=True):
+            top1 += int(row[0] == target)
+            top5 += int(target in row)
+            predictions.append(int(row[0]))
+        if on_batch:
+            on_batch(len(chunk))
+    elapsed = time.perf_counter() - started
+    return EvalResult(
+        classifier.model_name,
+        classifier.engine.name,
+        classifier.engine.precision,
+        len(items),
+        top1 / len(items),
+        top5 / len(items),
+        len(items) / elapsed,
+        tuple(predictions),
+    )

@@ -1,0 +1,147 @@
+"""Decoding uploads safely, and the exact TorchVision eval transform (PIL path) for every engine.
+
+``decode_image`` turns bytes into an RGB ``PIL.Image`` or raises an ``ImageError`` subclass: it
+checks the byte and pixel limits before decoding any pixel data, so a decompression bomb costs a
+header read. ``transform`` reproduces ``Resize(resize) -> CenterCrop(crop) -> ToTensor ->
+Normalize(mean, std)`` as TorchVision computes it on PIL images, in float32.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from wanwu.errors import (
+    CorruptImageError,
+    ImageTooLargeError,
+    TooManyPixelsError,
+    UnsupportedImageError,
+)
+from wanwu.models.registry import Preprocessing
+
+# Formats people upload. Pillow can open more (EPS via Ghostscript, PSD, ...), which widens the
+# attack surface for no user benefit, so everything else is refused as unsupported.
+# (Multi-picture phone JPEGs open through the JPEG factory as format "MPO".)
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+
+# Pillow's process-wide bomb guard would fire first, naming neither our limit nor its setting;
+# ``_open_checked`` enforces the configurable limit at the same point (header read, no pixels).
+Image.MAX_IMAGE_PIXELS = None
+
+_INTERPOLATION = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+}
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 64_000_000
+    bytes_setting: str = "--max-upload-bytes / WANWU_MAX_UPLOAD_BYTES"
+    pixels_setting: str = "--max-pixels / WANWU_MAX_PIXELS"
+
+
+def _open_checked(data: bytes, limits: ImageLimits) -> Image.Image:
+    if len(data) > limits.max_bytes:
+        raise ImageTooLargeError(
+            f"upload is {len(data):,} bytes; the limit is {limits.max_bytes:,} bytes "
+            f"(raise it with {limits.bytes_setting})"
+        )
+    if not data:
+        raise UnsupportedImageError("the upload is empty; send a JPEG, PNG, WebP, GIF, BMP or TIFF image")
+    try:
+        img = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except UnidentifiedImageError as err:
+        raise UnsupportedImageError(
+            "not an image wanwu can read; send a JPEG, PNG, WebP, GIF, BMP or TIFF image"
+        ) from err
+    except (OSError, SyntaxError, ValueError) as err:
+        raise CorruptImageError(f"the image header is corrupt: {err}") from err
+    width, height = img.size
+    if width * height > limits.max_pixels or width <= 0 or height <= 0:
+        raise TooManyPixelsError(
+            f"image is {width}×{height} = {width * height:,} pixels; the limit is "
+            f"{limits.max_pixels:,} (raise it with {limits.pixels_setting})"
+        )
+    return img
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # Pillow's own conversion clips 16-bit and float values at 255 (an all-white image).
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr * (255.0 / peak), 0, 255).astype(np.uint8), "L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        # Transparent pixels have no colour of their own; white is what a viewer shows.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def decode_image(data: bytes, limits: ImageLimits | None = None, draft_size: int | None = None) -> Image.Image:
+    """Bytes -> upright RGB image, or an ``ImageError`` that says what is wrong.
+
+    ``draft_size`` lets JPEG decoding downscale in the DCT domain while keeping the shorter side at
+    least that many pixels (``--fast-decode``); ``None`` decodes every pixel (exact path).
+    """
+    img = _open_checked(data, limits or ImageLimits())
+    try:
+        if draft_size is not None and img.format in ("JPEG", "MPO"):
+            img.draft("RGB", _draft_target(img.size, draft_size))
+        img.load()
+        img = ImageOps.exif_transpose(img) or img
+        return _to_rgb(img)
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
+        raise CorruptImageError(f"the image data is corrupt or truncated: {err}") from err
+
+
+def _draft_target(size: tuple[int, int], min_short_side: int) -> tuple[int, int]:
+    # Pillow picks the largest DCT scale whose result is still >= the requested size.
+    width, height = size
+    scale = min_short_side / min(width, height)
+    return (max(1, int(width * scale + 0.999)), max(1, int(height * scale + 0.999)))
+
+
+def resized_size(size: tuple[int, int], resize: int) -> tuple[int, int]:
+    """TorchVision's ``Resize(int)``: shorter side -> ``resize``, longer side truncated."""
+    width, height = size
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = resize, int(resize * long / short)
+    return (new_short, new_long) if width <= height else (new_long, new_short)
+
+
+def center_crop_box(size: tuple[int, int], crop: int) -> tuple[int, int, int, int]:
+    """TorchVision's ``CenterCrop`` offsets: ``int(round((dim - crop) / 2.0))``."""
+    width, height = size
+    left = int(round((width - crop) / 2.0))
+    top = int(round((height - crop) / 2.0))
+    return left, top, left + crop, top + crop
+
+
+def transform(img: Image.Image, pre: Preprocessing) -> np.ndarray:
+    """RGB image -> CHW float32 array, exactly as TorchVision's eval preset computes it."""
+    size = resized_size(img.size, pre.resize_size)
+    if size != img.size:
+        img = img.resize(size, _INTERPOLATION[pre.interpolation])
+    if min(img.size) < pre.crop_size:
+        raise ValueError(f"crop {pre.crop_size} is larger than the resized image {img.size}")
+    img = img.crop(center_crop_box(img.size, pre.crop_size))
+    arr = np.asarray(img, dtype=np.uint8).astype(np.float32) / np.float32(255.0)
+    mean = np.asarray(pre.mean, dtype=np.float32)
+    std = np.asarray(pre.std, dtype=np.float32)
+    return np.ascontiguousarray(((arr - mean) / std).transpose(2, 0, 1))
+
+
+def preprocess(data: bytes, pre: Preprocessing, limits: ImageLimits | None = None, fast_decode: bool = False) -> np.ndarray:
+    img = decode_image(data, limits, draft_size=pre.resize_size if fast_decode else None)
+    return transform(img, pre)

@@ -1,0 +1,1 @@
+"""The HTTP service: a thin layer over ``wanwu.classifier``."""

@@ -1,0 +1,101 @@
+"""The `wanwu` command line: JSON contracts, exit codes, per-image errors, eval and models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wanwu.cli import main
+
+PREDICTION_KEYS = {"index", "label", "label_zh", "score"}
+
+
+def _run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
+    """The installed console script in a subprocess, as a user or another tool runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "wanwu.cli", "--home", str(home), *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_predict_json_contract_on_real_photos(photos_dir: Path, shared_home: Path) -> None:
+    photos = sorted(photos_dir.glob("*.jpg"))
+    proc = _run(["predict", "--json", "--top-k", "3", *map(str, photos)], shared_home)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["path"] for r in records] == [str(p) for p in photos]
+    for record in records:
+        assert set(record) == {"path", "model", "weights_sha256", "predictions"}
+        assert record["model"] == "efficientnet_lite0" and len(record["weights_sha256"]) == 64
+        scores = [p["score"] for p in record["predictions"]]
+        assert len(scores) == 3 and scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1
+        assert all(set(p) == PREDICTION_KEYS for p in record["predictions"])
+    by_name = {Path(r["path"]).stem: r["predictions"][0] for r in records}
+    assert by_name["dog"]["label"] in {"German shepherd", "malamute", "Siberian husky", "Eskimo dog"}
+    assert by_name["eagle"]["label"] in {"kite", "bald eagle", "vulture"}
+
+
+def test_one_bad_image_is_reported_and_the_rest_still_run(photos_dir: Path, shared_home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("this is not an image")
+    good = photos_dir / "dog.jpg"
+    proc = _run(["predict", "--json", str(bad), str(good), str(tmp_path / "missing.jpg")], shared_home)
+    assert proc.returncode == 1
+    first, second, third = (json.loads(line) for line in proc.stdout.splitlines())
+    assert first["error"]["code"] == "unsupported_media_type" and "not an image" in first["error"]["message"]
+    assert len(second["predictions"]) == 5
+    assert third["error"]["code"] == "unreadable_file"
+
+
+def test_predict_table_shows_chinese_and_english(photos_dir: Path, shared_home: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["--home", str(shared_home), "predict", str(photos_dir / "dog.jpg"), "--lang", "zh", "--top-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "efficientnet_lite0" in out and any("\u4e00" <= ch <= "\u9fff" for ch in out)
+
+
+def test_unknown_model_exits_non_zero_with_one_line(shared_home: Path, photos_dir: Path) -> None:
+    proc = _run(["predict", "--model", "vgg99", str(photos_dir / "dog.jpg")], shared_home)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "wanwu: error: unknown model 'vgg99'; valid models: efficientnet_lite0, resnet18"
+
+
+def test_missing_resnet_weights_are_explained(shared_home: Path, photos_dir: Path) -> None:
+    proc = _run(["predict", "--model", "resnet18", str(photos_dir / "dog.jpg")], shared_home)
+    assert proc.returncode == 1
+    assert "resnet18-f37072fd.pth" in proc.stderr and "wanwu fetch resnet18" in proc.stderr
+
+
+def test_explicit_resnet18_weights_are_used_and_reported(resnet18_checkpoint: Path, shared_home: Path, photos_dir: Path) -> None:
+    from wanwu.weights import sha256_file
+
+    proc = _run(
+        ["predict", "--json", "--model", "resnet18", "--weights", str(resnet18_checkpoint), str(photos_dir / "dog.jpg")],
+        shared_home,
+    )
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert (record["model"], record["weights_sha256"]) == ("resnet18", sha256_file(resnet18_checkpoint))
+
+
+def test_models_lists_every_model_with_weights_status(shared_home: Path) -> None:
+    proc = _run(["models", "--json"], shared_home)
+    assert proc.returncode == 0
+    rows = {row["model"]: row for row in map(json.loads, proc.stdout.splitlines())}
+    assert (rows["resnet18"]["weights"], rows["resnet18"]["sha256"], rows["resnet18"]["top1"]) == ("missing", None, 69.758)
+    lite = rows["efficientnet_lite0"]
+    assert lite["weights"] == "package" and lite["sha256"].startswith("57934424")
+    table = _run(["models"], shared_home)
+    assert table.returncode == 0 and "resnet18" in table.stdout and "missing" in table.stdout
+
+
+@pytest.mark.slow
+def test_eval_json_contract(samples_dir: Path, shared_home: Path) -> None:
+    proc = _run(["eval", str(samples_dir), "--model", "efficientnet_lite0", "--engine", "onnxruntime", "--json"], shared_home)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert set(result) >= {"model", "engine", "images", "top1", "top5", "images_per_s"}
+    assert (result["model"], result["engine"], result["images"]) == ("efficientnet_lite0", "onnxruntime", 100)
+    assert 0.85 <= result["top1"] <= result["top5"] <= 1.0 and result["images_per_s"] > 0

@@ -1,0 +1,99 @@
+"""Engine parity on real images: fp32 engines agree with torch within 1e-3 and in top-5 order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wanwu.artifacts import open_source
+from wanwu.classifier import Classifier
+from wanwu.engines import create_engine
+from wanwu.errors import EngineUnavailableError
+from wanwu.evaluate import evaluate
+from wanwu.models import get_model_spec
+from wanwu.preprocess import preprocess
+
+FAST_ENGINES = ("onnxruntime", "openvino")
+TOLERANCE = 1e-3  # max |Δlogit| allowed between an fp32 engine and torch eager
+
+
+def _batch(samples_dir: Path, model: str, count: int = 16) -> np.ndarray:
+    pre = get_model_spec(model).preprocessing
+    paths = sorted(samples_dir.glob("*.JPEG"))[:: 100 // count][:count]
+    return np.stack([preprocess(p.read_bytes(), pre) for p in paths])
+
+
+@pytest.fixture(scope="module")
+def lite_source(shared_home: Path):  # type: ignore[no-untyped-def]
+    return open_source(get_model_spec("efficientnet_lite0"), shared_home)
+
+
+@pytest.fixture(scope="module")
+def resnet_source(shared_home: Path, resnet18_checkpoint: Path):  # type: ignore[no-untyped-def]
+    return open_source(get_model_spec("resnet18"), shared_home, resnet18_checkpoint)
+
+
+@pytest.mark.parametrize("engine", FAST_ENGINES)
+@pytest.mark.parametrize("model", ["efficientnet_lite0", "resnet18"])
+def test_fp32_engines_match_torch(engine: str, model: str, samples_dir: Path, lite_source, resnet_source) -> None:  # type: ignore[no-untyped-def]
+    source = lite_source if model == "efficientnet_lite0" else resnet_source
+    batch = _batch(samples_dir, model)
+    reference = create_engine("torch", source, threads=2).run(batch)
+    logits = create_engine(engine, source, threads=2).run(batch)
+    assert logits.shape == reference.shape == (len(batch), 1000)
+    assert np.abs(logits - reference).max() <= TOLERANCE
+    top5 = lambda x: np.argsort(-x, axis=1, kind="stable")[:, :5]  # noqa: E731
+    np.testing.assert_array_equal(top5(logits), top5(reference))
+
+
+@pytest.mark.parametrize("engine", FAST_ENGINES)
+def test_batch_results_equal_single_results(engine: str, samples_dir: Path, lite_source) -> None:  # type: ignore[no-untyped-def]
+    batch = _batch(samples_dir, "efficientnet_lite0", 4)
+    runner = create_engine(engine, lite_source, threads=2)
+    singles = np.concatenate([runner.run(batch[i : i + 1]) for i in range(len(batch))])
+    assert np.abs(runner.run(batch) - singles).max() <= TOLERANCE
+
+
+def test_converted_bundle_serves_without_the_checkpoint(shared_home: Path, lite_source, samples_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """What the container does: a store holding only the converted bundle, no .pth and no torch needed."""
+    import shutil
+
+    lite_source.onnx_path()
+    home = tmp_path / "home"
+    shutil.copytree(lite_source.bundle, home / "compiled" / lite_source.bundle.name)
+    spec = get_model_spec("efficientnet_lite0")
+    pkg = replace_package(spec)
+    source = open_source(pkg, home)
+    assert source.weights is None and source.weights_sha256 == lite_source.weights_sha256
+    batch = _batch(samples_dir, "efficientnet_lite0", 2)
+    np.testing.assert_allclose(
+        create_engine("onnxruntime", source).run(batch), create_engine("onnxruntime", lite_source).run(batch), atol=1e-5
+    )
+
+
+def replace_package(spec):  # type: ignore[no-untyped-def]
+    """The same model as if its weights package were not installed."""
+    from dataclasses import replace
+
+    return replace(spec, weights=replace(spec.weights, package=None, package_file=None))
+
+
+def test_unknown_engine_and_precision_are_clear(lite_source) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(EngineUnavailableError, match="unknown engine 'tensorrt'; valid engines: torch, onnxruntime, openvino"):
+        create_engine("tensorrt", lite_source)
+    with pytest.raises(EngineUnavailableError, match="does not offer precision bf16"):
+        create_engine("torch", lite_source, precision="bf16")
+
+
+@pytest.mark.slow
+def test_efficientnet_lite0_accuracy_and_agreement_on_every_engine(samples_dir: Path, shared_home: Path) -> None:
+    results = {
+        engine: evaluate(Classifier.load("efficientnet_lite0", engine, home=shared_home, threads=2), samples_dir)
+        for engine in ("torch", *FAST_ENGINES)
+    }
+    for engine, result in results.items():
+        assert result.images == 100
+        assert result.top1 >= 0.85, f"{engine}: top-1 {result.top1:.2%}"
+        assert result.predictions == results["torch"].predictions, f"{engine} disagrees with torch"
