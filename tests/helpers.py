@@ -60,3 +60,47 @@ def serve_directory(directory: Path) -> Iterator[str]:
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
+
+
+class FakeEngine:
+    """Deterministic, model-free engine: the top class of each image is a function of its pixels.
+
+    ``gate`` (a threading.Event) holds every call until set; ``fail`` makes calls raise;
+    ``batches`` records the size of each call.
+    """
+
+    name = "fake"
+    precision = "fp32"
+    threads = 1
+
+    def __init__(self) -> None:
+        import threading
+
+        self.batches: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail: Exception | None = None
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.gate.wait(30)
+        if self.fail is not None:
+            raise self.fail
+        self.batches.append(len(batch))
+        logits = np.zeros((len(batch), 1000), np.float32)
+        for row, image in zip(logits, batch, strict=True):
+            top = int(abs(float(image.mean())) * 997) % 1000
+            row[top], row[(top + 1) % 1000], row[(top + 2) % 1000] = 8.0, 6.0, 4.0
+        return logits
+
+    @staticmethod
+    def expected_top(image: np.ndarray) -> int:
+        return int(abs(float(image.mean())) * 997) % 1000
+
+
+def fake_classifier(tmp: Path, engine: FakeEngine | None = None):  # type: ignore[no-untyped-def]
+    from wanwu.artifacts import ModelSource
+    from wanwu.classifier import Classifier
+    from wanwu.models import get_model_spec
+
+    source = ModelSource(get_model_spec("efficientnet_lite0"), "f" * 64, tmp)
+    return Classifier(source, engine or FakeEngine())

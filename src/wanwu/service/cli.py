@@ -1,15 +1,75 @@
-"""``wanwu serve``: builds settings from flags and the environment, then runs Uvicorn."""
+"""``wanwu serve``: builds settings from flags (over ``WANWU_*`` variables), then runs Uvicorn."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
+
+# flag -> (type, help); each maps to the ServiceSettings field of the same name (WANWU_<NAME>).
+_FLAGS: dict[str, tuple[type, str]] = {
+    "host": (str, "address to bind (default 127.0.0.1)"),
+    "port": (int, "port (default 8000)"),
+    "model": (str, "model name"),
+    "engine": (str, "torch, onnxruntime or openvino"),
+    "weights": (Path, "your own checkpoint for the model"),
+    "precision": (str, "fp32 (default), bf16 or int8"),
+    "top_k": (int, "labels per image when a request does not say (default 5)"),
+    "max_batch": (int, "most images per engine call (default 8)"),
+    "max_wait_ms": (float, "longest wait for a batch to fill while requests are decoding (default 5)"),
+    "max_queue": (int, "images allowed to wait for the engine before answering 503 (default 64)"),
+    "request_timeout_s": (float, "per-request timeout (default 30)"),
+    "inference_threads": (int, "engine threads (default: all cores)"),
+    "decode_threads": (int, "decode threads (default: all cores)"),
+    "max_upload_bytes": (int, "largest image upload in bytes (default 20 MiB)"),
+    "max_pixels": (int, "largest decoded image in pixels (default 64,000,000)"),
+    "max_images_per_request": (int, "most images in one request (default 16)"),
+    "cache_size": (int, "in-process result cache entries, 0 = off (default 4096)"),
+    "redis_url": (str, "share the result cache through Redis, e.g. redis://127.0.0.1:6379/0"),
+    "api_key": (str, "require this key in the X-API-Key header for /v1/*"),
+}
 
 
 def add_serve_parser(sub) -> None:  # type: ignore[no-untyped-def]
-    serve = sub.add_parser("serve", help="run the HTTP service and web page")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve = sub.add_parser("serve", help="run the HTTP service and web page (flags override WANWU_* variables)")
+    for name, (kind, help_text) in _FLAGS.items():
+        serve.add_argument(f"--{name.replace('_', '-')}", dest=f"serve_{name}", type=kind, help=help_text)
+    serve.add_argument("--fast-decode", dest="serve_fast_decode", action="store_true", default=None)
+    serve.add_argument("--cors-origin", dest="serve_cors_origins", action="append", help="allow this origin (repeatable)")
+    serve.add_argument("--log-level", default="info")
+
+
+def settings_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from wanwu.service.settings import ServiceSettings
+
+    flags = {k.removeprefix("serve_"): v for k, v in vars(args).items() if k.startswith("serve_") and v is not None}
+    if args.home is not None:
+        flags["home"] = args.home
+    return ServiceSettings(**flags)
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    raise SystemExit("wanwu serve is not built yet")
+    import uvicorn
+    from pydantic import ValidationError
+
+    from wanwu.errors import WanwuError
+    from wanwu.models import get_model_spec
+    from wanwu.service.app import create_app
+
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise WanwuError(f"invalid setting {first['loc'][0]} (WANWU_{str(first['loc'][0]).upper()}): {first['msg']}") from None
+    if settings.model:
+        get_model_spec(settings.model)  # an unknown name fails now, with the list of valid ones
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
+    )
+    return 0

@@ -1,0 +1,111 @@
+"""Result cache: identical image bytes + model + options -> the ranked classes, in-process or Redis.
+
+The cache stores the top ``max_top_k`` (index, score) pairs, so requests that differ only in
+``top_k``, ``min_score`` or ``lang`` share one entry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from typing import Protocol
+
+log = logging.getLogger("wanwu.cache")
+
+Ranked = list[tuple[int, float]]
+
+
+class ResultCache(Protocol):
+    name: str
+
+    async def get(self, key: str) -> Ranked | None: ...
+
+    async def put(self, key: str, value: Ranked) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class NoCache:
+    name = "off"
+
+    async def get(self, key: str) -> Ranked | None:
+        return None
+
+    async def put(self, key: str, value: Ranked) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class LruCache:
+    name = "memory"
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, Ranked] = OrderedDict()
+        self._lock = threading.Lock()
+
+    async def get(self, key: str) -> Ranked | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    async def put(self, key: str, value: Ranked) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisCache:
+    """Shared by replicas. A Redis outage degrades to misses; it never fails a request."""
+
+    name = "redis"
+
+    def __init__(self, url: str, ttl_s: int, prefix: str = "wanwu:v1:") -> None:
+        import redis.asyncio as redis
+
+        self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._ttl = ttl_s
+        self._prefix = prefix
+
+    async def get(self, key: str) -> Ranked | None:
+        try:
+            raw = await self._client.get(self._prefix + key)
+        except Exception as err:  # noqa: BLE001 - any Redis failure is a miss
+            log.warning("redis get failed: %s", err)
+            return None
+        return None if raw is None else [(int(i), float(s)) for i, s in json.loads(raw)]
+
+    async def put(self, key: str, value: Ranked) -> None:
+        try:
+            await self._client.set(self._prefix + key, json.dumps(value), ex=self._ttl)
+        except Exception as err:  # noqa: BLE001 - the answer is already computed; caching is best effort
+            log.warning("redis set failed: %s", err)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._client.ping())
+        except Exception:  # noqa: BLE001
+            return False
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def make_cache(redis_url: str | None, capacity: int, ttl_s: int) -> ResultCache:
+    if redis_url:
+        return RedisCache(redis_url, ttl_s)
+    return LruCache(capacity) if capacity > 0 else NoCache()

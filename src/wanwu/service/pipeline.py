@@ -1,0 +1,105 @@
+"""One image through the service: cache lookup, decode in a thread pool, micro-batched inference."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from wanwu.classifier import Classifier, softmax
+from wanwu.service.batcher import BatchResult, MicroBatcher, QueueFullError
+from wanwu.service.cache import Ranked, ResultCache
+from wanwu.service.errors import InferenceFailedError, OverloadedError
+from wanwu.service.metrics import Metrics
+from wanwu.service.settings import ServiceSettings
+from wanwu.service.uploads import ClassifyOptions, Upload
+
+
+@dataclass
+class Pipeline:
+    classifier: Classifier
+    batcher: MicroBatcher
+    cache: ResultCache
+    metrics: Metrics
+    settings: ServiceSettings
+    decode_pool: ThreadPoolExecutor
+
+    @property
+    def cache_prefix(self) -> str:
+        c = self.classifier
+        return f"{c.model_name}:{c.weights_sha256[:16]}:{c.engine.precision}:{int(self.settings.fast_decode)}:"
+
+    async def classify(self, upload: Upload, options: ClassifyOptions) -> dict:
+        started = time.perf_counter()
+        digest = hashlib.sha256(upload.data).hexdigest()
+        key = self.cache_prefix + digest
+        ranked = await self.cache.get(key)
+        timings = {"decode": 0.0, "queue": 0.0, "inference": 0.0}
+        cached = ranked is not None
+        if ranked is None:
+            self.metrics.cache_misses.inc()
+            ranked, timings = await self._infer(upload.data)
+            await self.cache.put(key, ranked)
+        else:
+            self.metrics.cache_hits.inc()
+        timings["total"] = (time.perf_counter() - started) * 1000
+        top_k = options.top_k or self.settings.top_k
+        return {
+            "filename": upload.filename,
+            "sha256": digest,
+            "cached": cached,
+            "predictions": self._format(ranked[:top_k], options),
+            "timings_ms": {k: round(v, 2) for k, v in timings.items()},
+        }
+
+    async def _infer(self, data: bytes) -> tuple[Ranked, dict[str, float]]:
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        with self.batcher.expect():
+            array = await loop.run_in_executor(
+                self.decode_pool, self.classifier.preprocess, data, self.settings.fast_decode
+            )
+        decode_s = time.perf_counter() - t0
+        self.metrics.decode.observe(decode_s)
+        try:
+            future = self.batcher.submit(array)
+        except QueueFullError as err:
+            raise OverloadedError(f"the service is busy ({err}); retry shortly") from None
+        self.metrics.queue_depth.set(self.batcher.queue_depth)
+        wrapped = asyncio.wrap_future(future)
+        try:
+            result: BatchResult = await asyncio.wait_for(wrapped, self.settings.request_timeout_s)
+        except TimeoutError:
+            future.cancel()
+            raise OverloadedError(
+                f"no answer within {self.settings.request_timeout_s:g} s (WANWU_REQUEST_TIMEOUT_S); retry shortly"
+            ) from None
+        except Exception as err:
+            raise InferenceFailedError(f"inference failed: {err}") from err
+        probs = softmax(result.logits[None])[0]
+        # A stable sort breaks ties by the lower class index, so equal inputs give equal orders.
+        order = np.argsort(-probs, kind="stable")[: self.settings.max_top_k]
+        ranked = [(int(i), float(probs[i])) for i in order]
+        return ranked, {"decode": decode_s * 1000, "queue": result.queue_ms, "inference": result.inference_ms}
+
+    def _format(self, ranked: Ranked, options: ClassifyOptions) -> list[dict]:
+        labels = self.classifier.labels
+        out = []
+        for index, score in ranked:
+            if score < options.min_score:
+                break
+            entry: dict = {"index": index}
+            if options.lang in ("en", "both"):
+                entry["label"] = labels.english[index]
+            if options.lang in ("zh", "both"):
+                entry["label_zh"] = labels.chinese[index]
+            entry["score"] = round(score, 6)
+            out.append(entry)
+        return out
+
+
+

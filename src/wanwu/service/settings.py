@@ -1,0 +1,58 @@
+"""Service settings: command-line flag -> ``WANWU_*`` environment variable -> default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wanwu.preprocess import ImageLimits
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WANWU_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    home: Path | None = None
+    model: str | None = None
+    engine: str | None = None
+    weights: Path | None = None
+    precision: Literal["fp32", "bf16", "int8"] = "fp32"
+    fast_decode: bool = False
+
+    top_k: int = Field(5, ge=1, le=100)
+    max_top_k: int = Field(20, ge=1, le=1000)
+    max_images_per_request: int = Field(16, ge=1, le=256)
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_pixels: int = Field(64_000_000, ge=1024)
+
+    max_batch: int = Field(8, ge=1, le=256)
+    max_wait_ms: float = Field(5.0, ge=0, le=1000)
+    max_queue: int = Field(64, ge=1)
+    request_timeout_s: float = Field(30.0, gt=0)
+    inference_threads: int = Field(default_factory=_cores, ge=1)
+    decode_threads: int = Field(default_factory=_cores, ge=1)
+
+    cache_size: int = Field(4096, ge=0, description="in-process LRU entries; 0 turns the cache off")
+    redis_url: str | None = None
+    cache_ttl_s: int = Field(7 * 24 * 3600, ge=1)
+
+    api_key: str | None = None
+    cors_origins: list[str] = Field(default_factory=list)
+    graceful_shutdown_s: float = Field(20.0, ge=0)
+
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(max_bytes=self.max_upload_bytes, max_pixels=self.max_pixels)
+
+    @property
+    def max_request_bytes(self) -> int:
+        """A whole request: every allowed image at its limit, plus room for the multipart framing."""
+        return self.max_upload_bytes * self.max_images_per_request * 4 // 3 + 64 * 1024

@@ -1,0 +1,87 @@
+"""Everything the app holds between requests, and how it comes up and goes down."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from wanwu.classifier import Classifier
+from wanwu.service.batcher import MicroBatcher
+from wanwu.service.cache import make_cache
+from wanwu.service.metrics import Metrics
+from wanwu.service.pipeline import Pipeline
+from wanwu.service.settings import ServiceSettings
+
+log = logging.getLogger("wanwu.service")
+
+
+def load_classifier(settings: ServiceSettings) -> Classifier:
+    from wanwu.engines import available_engines
+
+    engine = settings.engine or next(
+        (e for e in ("openvino", "onnxruntime", "torch") if e in available_engines()), "torch"
+    )
+    return Classifier.load(
+        model=settings.model,
+        engine=engine,
+        weights=settings.weights,
+        home=settings.home,
+        threads=settings.inference_threads,
+        precision=settings.precision,
+        limits=settings.image_limits(),
+    )
+
+
+class ServiceState:
+    def __init__(self, settings: ServiceSettings, classifier: Classifier | None = None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.classifier = classifier
+        self.pipeline: Pipeline | None = None
+        self.error: str | None = None
+        self.started = time.monotonic()
+        self.ready_after_s: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.pipeline is not None
+
+    async def start(self) -> None:
+        try:
+            await asyncio.to_thread(self._start_blocking)
+        except Exception as err:  # noqa: BLE001 - reported by /readyz and the log, not a crash loop
+            self.error = f"{type(err).__name__}: {err}"
+            log.error("model failed to load: %s", self.error)
+
+    def _start_blocking(self) -> None:
+        s = self.settings
+        classifier = self.classifier or load_classifier(s)
+        if classifier.limits != s.image_limits():
+            classifier.limits = s.image_limits()
+        batcher = MicroBatcher(classifier.logits, s.max_batch, s.max_wait_ms / 1000, s.max_queue, self.metrics.observe_batch)
+        size = classifier.spec.preprocessing.crop_size
+        for n in sorted({1, s.max_batch}):  # warm the shapes the batcher will use
+            classifier.logits(np.zeros((n, 3, size, size), np.float32))
+        batcher.start()
+        pool = ThreadPoolExecutor(s.decode_threads, thread_name_prefix="wanwu-decode")
+        self.classifier = classifier
+        self.pipeline = Pipeline(classifier, batcher, make_cache(s.redis_url, s.cache_size, s.cache_ttl_s), self.metrics, s, pool)
+        self.ready_after_s = time.monotonic() - self.started
+        self.metrics.ready.set(1)
+        log.info(
+            "ready in %.2f s: %s on %s (%s), batch ≤ %d",
+            self.ready_after_s, classifier.model_name, classifier.engine.name, classifier.engine.precision, s.max_batch,
+        )
+
+    async def stop(self) -> None:
+        pipeline, self.pipeline = self.pipeline, None
+        self.metrics.ready.set(0)
+        if pipeline is None:
+            return
+        await asyncio.to_thread(pipeline.batcher.stop)
+        pipeline.decode_pool.shutdown(wait=True)
+        await pipeline.cache.close()

@@ -1,0 +1,149 @@
+"""Reading a classify request: multipart files or base64 JSON, bounded in size, never touching disk."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sys
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
+
+from wanwu.service.errors import InvalidRequestError, RequestTooLargeError, UnsupportedRequestError
+from wanwu.service.settings import ServiceSettings
+
+IMAGE_FIELD = "image"
+HOW_TO_SEND = (
+    "send multipart/form-data with one or more files in the field 'image', "
+    'or JSON {"images": ["<base64>", ...]}'
+)
+
+
+class ClassifyOptions(BaseModel):
+    top_k: int | None = Field(None, ge=1)
+    min_score: float = Field(0.0, ge=0.0, le=1.0)
+    lang: Literal["zh", "en", "both"] = "both"
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str | None
+    data: bytes
+
+
+class _InMemoryParser(MultiPartParser):
+    # Starlette spools file parts over 1 MB to a temporary file; uploads must never reach disk.
+    # The whole body is already bounded by ``max_request_bytes``, so memory is bounded too.
+    spool_max_size = sys.maxsize
+
+
+async def _limited(request: Request, limit: int, settings_hint: str) -> AsyncGenerator[bytes, None]:
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise RequestTooLargeError(f"request body is over the limit of {limit:,} bytes ({settings_hint})")
+        yield chunk
+
+
+def _options(fields: dict[str, object], settings: ServiceSettings) -> ClassifyOptions:
+    try:
+        options = ClassifyOptions.model_validate({k: v for k, v in fields.items() if v not in (None, "")})
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "request"
+        raise InvalidRequestError(f"invalid {where}: {first['msg']}") from None
+    if options.top_k is not None and options.top_k > settings.max_top_k:
+        raise InvalidRequestError(
+            f"invalid top_k: {options.top_k} is over the limit of {settings.max_top_k} (WANWU_MAX_TOP_K)"
+        )
+    return options
+
+
+def _check_count(count: int, settings: ServiceSettings) -> None:
+    if count == 0:
+        raise InvalidRequestError(f"no image in the request; {HOW_TO_SEND}")
+    if count > settings.max_images_per_request:
+        raise InvalidRequestError(
+            f"{count} images in one request; the limit is {settings.max_images_per_request} "
+            "(WANWU_MAX_IMAGES_PER_REQUEST)"
+        )
+
+
+async def read_classify_request(request: Request, settings: ServiceSettings) -> tuple[list[Upload], ClassifyOptions]:
+    limit = settings.max_request_bytes
+    hint = "raise WANWU_MAX_UPLOAD_BYTES or send fewer images per request"
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLargeError(f"request body is {int(declared):,} bytes; the limit is {limit:,} ({hint})")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if content_type == "multipart/form-data":
+            return await _read_multipart(request, settings, limit, hint)
+        if content_type == "application/json":
+            return await _read_json(request, settings, limit, hint)
+    except ClientDisconnect:
+        raise InvalidRequestError("the client disconnected before the upload finished") from None
+    raise UnsupportedRequestError(f"unsupported content type {content_type or '(none)'!r}; {HOW_TO_SEND}")
+
+
+async def _read_multipart(request: Request, settings: ServiceSettings, limit: int, hint: str):  # type: ignore[no-untyped-def]
+    parser = _InMemoryParser(
+        request.headers,
+        _limited(request, limit, hint),
+        max_files=settings.max_images_per_request,
+        max_fields=16,
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as err:
+        raise InvalidRequestError(f"malformed multipart body: {err.message}") from None
+    try:
+        files = [v for v in form.getlist(IMAGE_FIELD) if isinstance(v, UploadFile)]
+        strays = [k for k, v in form.multi_items() if isinstance(v, UploadFile) and k != IMAGE_FIELD]
+        if strays and not files:
+            raise InvalidRequestError(f"files were sent in field {strays[0]!r}; the field must be named 'image'")
+        _check_count(len(files), settings)
+        uploads = [Upload(f.filename, await f.read()) for f in files]
+        fields = {k: form.get(k) for k in ("top_k", "min_score", "lang")}
+        fields.update({k: v for k, v in request.query_params.items() if k in ("top_k", "min_score", "lang")})
+        return uploads, _options(fields, settings)
+    finally:
+        await form.close()
+
+
+async def _read_json(request: Request, settings: ServiceSettings, limit: int, hint: str):  # type: ignore[no-untyped-def]
+    body = b"".join([chunk async for chunk in _limited(request, limit, hint)])
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InvalidRequestError(f"the body is not valid JSON: {err}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("images"), list):
+        raise InvalidRequestError(f"JSON body needs a list field 'images'; {HOW_TO_SEND}")
+    images = payload["images"]
+    _check_count(len(images), settings)
+    uploads = [_decode_base64(entry, i) for i, entry in enumerate(images)]
+    fields = {k: payload.get(k) for k in ("top_k", "min_score", "lang")}
+    fields.update({k: v for k, v in request.query_params.items() if k in ("top_k", "min_score", "lang")})
+    return uploads, _options(fields, settings)
+
+
+def _decode_base64(entry: object, index: int) -> Upload:
+    filename = None
+    if isinstance(entry, dict):
+        filename = entry.get("filename") if isinstance(entry.get("filename"), str) else None
+        entry = entry.get("data")
+    if not isinstance(entry, str):
+        raise InvalidRequestError(f"images[{index}] must be a base64 string or {{\"data\": \"<base64>\"}}")
+    if entry.startswith("data:") and "," in entry:
+        entry = entry.split(",", 1)[1]  # a data: URL straight from a browser
+    try:
+        return Upload(filename, base64.b64decode(entry, validate=True))
+    except (binascii.Error, ValueError):
+        raise InvalidRequestError(f"images[{index}] is not valid base64") from None
