@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import sys
 from pathlib import Path
 
 # flag -> (type, help); each maps to the ServiceSettings field of the same name (WANWU_<NAME>).
@@ -64,6 +66,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if settings.model:
         get_model_spec(settings.model)  # an unknown name fails now, with the list of valid ones
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+    # Uvicorn drains on SIGTERM, then re-raises it to whatever handler was there before; with
+    # this one a drained stop exits 0 instead of "killed by signal" (143), which orchestrators log as a failure.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         create_app(settings),
         host=settings.host,
