@@ -75,6 +75,7 @@ def run_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=args.log_level,
         access_log=False,
+        log_config=None,  # one format for uvicorn and wanwu, set by basicConfig above
         timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
     )
     return 0
