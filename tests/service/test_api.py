@@ -215,3 +215,11 @@ def test_fuzzed_uploads_never_cause_a_5xx(client) -> None:  # type: ignore[no-un
             data = data[: int(rng.integers(1, len(data)))]
         response = client.post("/v1/classify", files={"image": (f"f{i}.jpg", bytes(data))})
         assert response.status_code < 500, (i, response.text)
+
+
+def test_plain_page_speaks_english_with_lang_en_and_keeps_it_on_post(client) -> None:  # type: ignore[no-untyped-def]
+    page = client.get("/?lang=en").text
+    assert '<html lang="en"' in page or "<html lang=en" in page
+    assert 'action="/?lang=en"' in page
+    posted = client.post("/?lang=en", files={"image": ("a.txt", b"hello")})
+    assert posted.status_code == 415 and "Not an image file" in posted.text

@@ -147,20 +147,28 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         return Response(state.metrics.render(), media_type=state.metrics.content_type)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(page.render_page(model=state.classifier and state.classifier.model_name))
+    async def index(request: Request) -> HTMLResponse:
+        model = state.classifier and state.classifier.model_name
+        return HTMLResponse(page.render_page(model=model, lang=_page_lang(request)))
 
     @app.post("/", response_class=HTMLResponse, include_in_schema=False)
     async def index_post(request: Request) -> HTMLResponse:
         """The seed's plain form post: works without JavaScript."""
         model = state.classifier and state.classifier.model_name
+        lang = _page_lang(request)
         try:
             _require_api_key(request)
             uploads, options = await read_classify_request(request, state.settings)
             results = await _classify_all(state, uploads, options)
         except WanwuError as err:
-            return HTMLResponse(page.render_page(model=model, error=error_body(err)["error"]), status_code=status_of(err))
-        return HTMLResponse(page.render_page(model=model, results=results))
+            error = error_body(err)["error"]
+            return HTMLResponse(page.render_page(model=model, error=error, lang=lang), status_code=status_of(err))
+        return HTMLResponse(page.render_page(model=model, results=results, lang=lang))
+
+
+def _page_lang(request: Request) -> str:
+    """The page's language: ``?lang=en`` switches it without JavaScript; Chinese by default."""
+    return "en" if request.query_params.get("lang") == "en" else "zh"
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
