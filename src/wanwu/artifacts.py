@@ -55,7 +55,10 @@ class ModelSource:
 
     def engine_dir(self, engine: str, version: str) -> Path:
         path = self.bundle / f"{engine}-{version}"
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # a read-only store (a container's baked bundle): engines fall back to no cache
         return path
 
     def _export_onnx(self, path: Path) -> None:
@@ -84,6 +87,7 @@ class ModelSource:
                     opset_version=17,
                     dynamo=False,
                 )
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a bundle built as root is served by another user
             os.replace(tmp, path)
         finally:
             Path(tmp).unlink(missing_ok=True)

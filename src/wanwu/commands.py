@@ -104,9 +104,25 @@ def model_rows(home: Path) -> list[dict]:
                 "top5": spec.accuracy.top5,
                 "preprocessing": f"resize {pre.resize_size}, crop {pre.crop_size}, mean {pre.mean}, std {pre.std}",
                 "converted": [b.name for b, _ in find_bundles(home, spec)],
+                "reports": _precision_reports(home, spec),
             }
         )
     return rows
+
+
+def _precision_reports(home: Path, spec) -> list[dict]:  # type: ignore[no-untyped-def]
+    from wanwu.artifacts import find_bundles
+    from wanwu.quantize import reports
+
+    return [{"bundle": b.name, **r} for b, _ in find_bundles(home, spec) for r in reports(b)]
+
+
+def _report_summary(reports: list[dict]) -> str:
+    return "; ".join(
+        f"{r['precision']} {r['artifact']}: agree {r.get('top1_agreement', float('nan')):.0%}"
+        + (f", top-1 {r['top1_int8']:.0%} vs {r['top1_fp32']:.0%}" if "top1_int8" in r else "")
+        for r in reports
+    )
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -116,7 +132,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             print_json(row)
         return 0
     table = Table(title=f"store: {home_of(args)}", title_justify="left")
-    for column in ("model", "weights", "sha256", "MB", "top-1", "top-5", "converted"):
+    for column in ("model", "weights", "sha256", "MB", "top-1", "top-5", "converted", "int8"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
@@ -127,6 +143,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             f"{row['top1']:.3f}",
             "—" if row["top5"] is None else f"{row['top5']:.3f}",
             ", ".join(row["converted"]) or "—",
+            _report_summary(row["reports"]) or "—",
         )
     Console().print(table)
     return 0
@@ -184,6 +201,84 @@ def cmd_export(args: argparse.Namespace) -> int:
     for engine in args.engine or ["openvino"]:
         create_engine(engine, source)
     print(source.bundle)
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from wanwu.artifacts import open_source
+    from wanwu.models import get_model_spec
+    from wanwu.quantize import quantize
+
+    home = home_of(args)
+    source = open_source(get_model_spec(args.model), home, args.weights)
+    artifact = quantize(
+        source,
+        args.calib,
+        engine=args.engine,
+        subset=args.subset,
+        augment=args.augment,
+        accuracy_control=args.accuracy_control,
+        eval_dir=args.eval,
+        threads=args.threads or os.cpu_count() or 1,
+        log=lambda message: _err.print(f"[dim]{message}[/dim]"),
+    )
+    report = artifact.report or {}
+    if args.json:
+        print_json({"artifact": str(artifact.path), "reused": artifact.reused, **report})
+        return 0
+    print(artifact.path)
+    if report:
+        line = (
+            f"int8 vs fp32 on {report['images']} images: top-1 agreement {report['top1_agreement']:.1%}, "
+            f"top-5 overlap {report['top5_overlap']:.1%}"
+        )
+        if "top1_int8" in report:
+            line += f", top-1 {report['top1_int8']:.1%} (fp32 {report['top1_fp32']:.1%})"
+        if report.get("images_in_calibration_set"):
+            line += f"; {report['images_in_calibration_set']} of them were in the calibration set"
+        print(line)
+    print(f"use it: wanwu predict --model {source.spec.name} --engine {args.engine} --precision int8 IMAGE")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from wanwu.artifacts import open_source
+    from wanwu.benchmark import time_engine
+    from wanwu.classifier import default_model_name
+    from wanwu.engines import ENGINES, available_engines, create_engine
+    from wanwu.models import get_model_spec
+
+    home = home_of(args)
+    source = open_source(get_model_spec(args.model or default_model_name(home)), home, args.weights)
+    threads = args.threads or os.cpu_count() or 1
+    crop = source.spec.preprocessing.crop_size
+    rows = []
+    for engine in args.engine or available_engines():
+        for precision in args.precision or ENGINES[engine].precisions:
+            try:
+                runner = create_engine(engine, source, threads=threads, precision=precision)
+            except WanwuError as err:
+                if args.precision:
+                    raise
+                _err.print(f"[dim]skipping {engine}/{precision}: {err}[/dim]")
+                continue
+            for size in args.batch or [1, 8]:
+                batch = np.random.default_rng(0).standard_normal((size, 3, crop, crop), dtype=np.float32)
+                rows.append({"model": source.spec.name, "engine": engine, "precision": precision, "threads": threads,
+                             **time_engine(runner.run, batch, runs=args.runs)})
+    if args.json:
+        for row in rows:
+            print_json(row)
+        return 0
+    table = Table(title=f"{source.spec.name}, {threads} threads, median of {args.runs} runs", title_justify="left")
+    for column in ("engine", "precision", "batch", "ms/image", "images/s"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        cells = (row["engine"], row["precision"], str(row["batch"]), f"{row['ms_per_image']:.2f}", f"{row['images_per_s']:.1f}")
+        table.add_row(*cells)
+    Console().print(table)
     return 0
 
 

@@ -97,3 +97,28 @@ def test_efficientnet_lite0_accuracy_and_agreement_on_every_engine(samples_dir: 
         assert result.images == 100
         assert result.top1 >= 0.85, f"{engine}: top-1 {result.top1:.2%}"
         assert result.predictions == results["torch"].predictions, f"{engine} disagrees with torch"
+
+
+@pytest.mark.parametrize("engine", FAST_ENGINES)
+def test_a_bundle_without_writable_caches_still_serves(engine: str, lite_source, samples_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A container's baked bundle is read-only and may lack the engines' caches: load without them.
+
+    Plain files stand where the engines' cache folders would go, so they cannot be created even
+    by root (for whom permissions would not make a folder read-only).
+    """
+    import shutil
+
+    import onnxruntime
+    import openvino
+
+    lite_source.onnx_path()
+    home = tmp_path / "home"
+    bundle = home / "compiled" / lite_source.bundle.name
+    bundle.mkdir(parents=True)
+    for name in ("model.onnx", "manifest.json"):
+        shutil.copy(lite_source.bundle / name, bundle / name)
+    (bundle / f"onnxruntime-{onnxruntime.__version__}").write_text("not a folder")
+    (bundle / f"openvino-{openvino.get_version().split('-')[0]}").write_text("not a folder")
+    source = open_source(replace_package(get_model_spec("efficientnet_lite0")), home)
+    batch = _batch(samples_dir, "efficientnet_lite0", 2)
+    np.testing.assert_allclose(create_engine(engine, source).run(batch), create_engine(engine, lite_source).run(batch), atol=1e-4)

@@ -32,3 +32,17 @@ def test_a_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPa
 def test_unknown_model_fails_before_the_server_starts() -> None:
     with pytest.raises(WanwuError, match="unknown model 'nope'; valid models"):
         run_serve(build_parser().parse_args(["serve", "--model", "nope"]))
+
+
+def test_default_threads_respect_a_cgroup_cpu_quota(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from wanwu.service.settings import _cores
+
+    visible = len(os.sched_getaffinity(0))
+    quota = tmp_path / "cpu.max"
+    quota.write_text("max 100000\n")
+    assert _cores(quota) == visible
+    quota.write_text("50000 100000\n")  # half a core still gets one thread
+    assert _cores(quota) == 1
+    assert _cores(tmp_path / "missing") == visible

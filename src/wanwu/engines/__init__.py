@@ -43,7 +43,7 @@ ENGINES: dict[str, EngineInfo] = {
     for info in (
         EngineInfo("torch", "wanwu.engines.torch_engine:TorchEngine", "torch", ("fp32",)),
         EngineInfo("onnxruntime", "wanwu.engines.ort_engine:OrtEngine", "onnxruntime", ("fp32",)),
-        EngineInfo("openvino", "wanwu.engines.openvino_engine:OpenVinoEngine", "openvino", ("fp32", "bf16")),
+        EngineInfo("openvino", "wanwu.engines.openvino_engine:OpenVinoEngine", "openvino", ("fp32", "bf16", "int8")),
     )
 }
 
@@ -60,8 +60,10 @@ def get_engine_info(name: str) -> EngineInfo:
 def create_engine(name: str, source: ModelSource, threads: int = 1, precision: str = "fp32") -> Engine:
     info = get_engine_info(name)
     if precision not in info.precisions:
+        others = [e for e, i in ENGINES.items() if precision in i.precisions]
+        hint = f" ({precision} runs on: {', '.join(others)})" if others else ""
         raise EngineUnavailableError(
-            f"engine {name} does not offer precision {precision}; it offers {', '.join(info.precisions)}"
+            f"engine {name} does not offer precision {precision}; it offers {', '.join(info.precisions)}{hint}"
         )
     module_name, _, attr = info.factory.partition(":")
     try:

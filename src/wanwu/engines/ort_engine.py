@@ -16,6 +16,8 @@ ort.set_default_logger_severity(3)
 def _save_portable_optimized(onnx_path: Path, optimized: Path) -> None:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    if not (optimized.parent.is_dir() and os.access(optimized.parent, os.W_OK)):
+        raise PermissionError(f"{optimized.parent} is not writable")
     tmp = optimized.with_suffix(".part")
     options.optimized_model_filepath = str(tmp)
     ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
@@ -37,7 +39,10 @@ class OrtEngine:
         # Threads spin between runs by default, stealing the core that decodes the next image.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if not optimized.is_file():
-            _save_portable_optimized(onnx_path, optimized)
+            try:
+                _save_portable_optimized(onnx_path, optimized)
+            except OSError:
+                optimized = onnx_path  # a read-only store: optimise at every load instead (~40 ms)
         # Layout transforms (NCHWc) are CPU-specific, so they run at every load, not in the cache.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(optimized), options, providers=["CPUExecutionProvider"])
