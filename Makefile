@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PHOTOS ?= ../shared/data/photos
 
-.PHONY: setup demo test lint bench serve
+.PHONY: setup demo test lint bench serve verify-container
 
 $(BIN)/wanwu: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,3 +28,7 @@ bench: setup
 
 serve: setup
 	$(BIN)/wanwu serve
+
+# Builds the container image with buildah, runs it with podman, checks it, removes what it made (~2-4 min).
+verify-container:
+	bash deploy/verify.sh
