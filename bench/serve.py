@@ -38,6 +38,9 @@ sys.path.insert(0, str(REPO))
 VARIANTS = {
     "wanwu": ["--engine", "openvino"],
     "wanwu ort": ["--engine", "onnxruntime"],
+    "wanwu 2w": ["--engine", "openvino", "--inference-workers", "2"],
+    "wanwu b16": ["--engine", "openvino", "--max-batch", "16"],
+    "wanwu ort 2w": ["--engine", "onnxruntime", "--inference-workers", "2"],
     "wanwu bf16": ["--engine", "openvino", "--precision", "bf16"],
     "wanwu int8": ["--engine", "openvino", "--precision", "int8"],
     "wanwu fast": ["--engine", "openvino", "--fast-decode"],

@@ -90,8 +90,12 @@ class Classifier:
     def preprocess(self, data: bytes, fast_decode: bool = False) -> np.ndarray:
         return preprocess(data, self.spec.preprocessing, self.limits, fast_decode=fast_decode)
 
-    def logits(self, batch: np.ndarray) -> np.ndarray:
-        out = self.engine.run(batch)
+    def replica(self, threads: int) -> Engine:
+        """Another engine like this one (its own state and threads), for a second inference worker."""
+        return create_engine(self.engine.name, self.source, threads=threads, precision=self.engine.precision)
+
+    def logits(self, batch: np.ndarray, engine: Engine | None = None) -> np.ndarray:
+        out = (engine or self.engine).run(batch)
         if out.shape != (batch.shape[0], self.spec.num_classes):
             raise RuntimeError(f"engine returned shape {out.shape} for a batch of {batch.shape[0]}")
         return out

@@ -139,3 +139,24 @@ def test_cancelled_requests_are_skipped() -> None:
     finally:
         batcher.stop()
     assert seen == [0, 2]
+
+
+def test_several_workers_share_one_queue_and_each_output_stays_with_its_input() -> None:
+    seen_threads: set[str] = set()
+    gate = threading.Event()
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        gate.wait(5)
+        seen_threads.add(threading.current_thread().name)
+        time.sleep(0.01)
+        return _echo(batch)
+
+    batcher = MicroBatcher([run, run], max_batch=2, max_wait_s=0)
+    batcher.start()
+    try:
+        futures = [batcher.submit(_marked(i)) for i in range(12)]
+        gate.set()
+        assert [float(f.result(5).logits[0]) for f in futures] == [10.0 * i for i in range(12)]
+    finally:
+        batcher.stop()
+    assert seen_threads == {"wanwu-inference-0", "wanwu-inference-1"}

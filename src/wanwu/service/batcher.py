@@ -1,6 +1,7 @@
 """Micro-batching: concurrent requests share one engine call; a lone request never waits.
 
-One inference thread owns the engine. It takes the first queued item, then whatever else is
+Each inference thread owns one engine (one by default; ``--inference-workers 2`` gives two
+single-thread engines on two cores, which keeps both busy under load). A thread takes the first queued item, then whatever else is
 already queued (up to ``max_batch``). It waits up to ``max_wait_s`` for more only while other
 requests are still being decoded and so are known to be on their way: with nothing in flight,
 a request runs at once. Each item has its own future; a failing batch fails every future in it,
@@ -48,29 +49,35 @@ _STOP = object()
 class MicroBatcher:
     def __init__(
         self,
-        run_batch: Callable[[np.ndarray], np.ndarray],
+        run_batch: Callable[[np.ndarray], np.ndarray] | list[Callable[[np.ndarray], np.ndarray]],
         max_batch: int = 8,
         max_wait_s: float = 0.005,
         max_queue: int = 64,
         on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
-        self._run_batch = run_batch
+        runners = run_batch if isinstance(run_batch, list) else [run_batch]
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._on_batch = on_batch
         self._pending = 0
         self._pending_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="wanwu-inference", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._loop, args=(run,), name=f"wanwu-inference-{i}", daemon=True)
+            for i, run in enumerate(runners)
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish what is queued, then end the inference thread."""
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join(timeout)
+        """Finish what is queued, then end the inference threads."""
+        alive = [t for t in self._threads if t.is_alive()]
+        for _ in alive:
+            self._queue.put(_STOP)  # blocks while the queue is full: everything queued still runs
+        for thread in alive:
+            thread.join(timeout)
 
     @property
     def queue_depth(self) -> int:
@@ -95,14 +102,14 @@ class MicroBatcher:
             raise QueueFullError(f"inference queue is full ({self._queue.maxsize} waiting)") from None
         return item.future
 
-    def _loop(self) -> None:
+    def _loop(self, run: Callable[[np.ndarray], np.ndarray]) -> None:
         stopping = False
         while not stopping:
             first = self._queue.get()
             if first is _STOP:
                 return
             batch, stopping = self._gather(first)
-            self._execute(batch)
+            self._execute(batch, run)
 
     def _gather(self, first: _Item) -> tuple[list[_Item], bool]:
         batch = [first]
@@ -123,13 +130,13 @@ class MicroBatcher:
             batch.append(item)
         return batch, False
 
-    def _execute(self, batch: list[_Item]) -> None:
+    def _execute(self, batch: list[_Item], run: Callable[[np.ndarray], np.ndarray]) -> None:
         live = [item for item in batch if item.future.set_running_or_notify_cancel()]
         if not live:
             return
         started = time.perf_counter()
         try:
-            logits = self._run_batch(np.stack([item.array for item in live]))
+            logits = run(np.stack([item.array for item in live]))
             if logits.shape[0] != len(live):
                 raise RuntimeError(f"engine returned {logits.shape[0]} rows for a batch of {len(live)}")
         except Exception as err:  # noqa: BLE001 - the error goes to every request in the batch

@@ -22,6 +22,7 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "max_queue": (int, "images allowed to wait for the engine before answering 503 (default 64)"),
     "request_timeout_s": (float, "per-request timeout (default 30)"),
     "inference_threads": (int, "engine threads (default: all cores)"),
+    "inference_workers": (int, "engines running batches in parallel, threads split between them (default 1)"),
     "decode_threads": (int, "decode threads (default: all cores)"),
     "max_upload_bytes": (int, "largest image upload in bytes (default 20 MiB)"),
     "max_pixels": (int, "largest decoded image in pixels (default 64,000,000)"),

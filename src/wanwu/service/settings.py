@@ -52,6 +52,7 @@ class ServiceSettings(BaseSettings):
     max_queue: int = Field(64, ge=1)
     request_timeout_s: float = Field(30.0, gt=0)
     inference_threads: int = Field(default_factory=_cores, ge=1)
+    inference_workers: int = Field(1, ge=1, le=64, description="engines in parallel; threads are split between them")
     decode_threads: int = Field(default_factory=_cores, ge=1)
 
     cache_size: int = Field(4096, ge=0, description="in-process LRU entries; 0 turns the cache off")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 
@@ -62,10 +63,17 @@ class ServiceState:
         classifier = self.classifier or load_classifier(s)
         if classifier.limits != s.image_limits():
             classifier.limits = s.image_limits()
-        batcher = MicroBatcher(classifier.logits, s.max_batch, s.max_wait_ms / 1000, s.max_queue, self.metrics.observe_batch)
+        engines = [classifier.engine]
+        if s.inference_workers > 1:
+            per_worker = max(1, s.inference_threads // s.inference_workers)
+            classifier.engine = classifier.replica(per_worker)
+            engines = [classifier.engine] + [classifier.replica(per_worker) for _ in range(s.inference_workers - 1)]
+        runners = [partial(classifier.logits, engine=engine) for engine in engines]
+        batcher = MicroBatcher(runners, s.max_batch, s.max_wait_ms / 1000, s.max_queue, self.metrics.observe_batch)
         size = classifier.spec.preprocessing.crop_size
-        for n in sorted({1, s.max_batch}):  # warm the shapes the batcher will use
-            classifier.logits(np.zeros((n, 3, size, size), np.float32))
+        for run in runners:
+            for n in sorted({1, s.max_batch}):  # warm the shapes the batcher will use
+                run(np.zeros((n, 3, size, size), np.float32))
         batcher.start()
         pool = ThreadPoolExecutor(s.decode_threads, thread_name_prefix="wanwu-decode")
         self.classifier = classifier
