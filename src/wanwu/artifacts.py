@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -52,6 +54,20 @@ class ModelSource:
         if not path.is_file():
             self._export_onnx(path)
         return path
+
+    def export_in_child_process(self) -> None:
+        """Export in a separate Python process, so this one never imports PyTorch (~300 MB of RSS).
+
+        A long-running server calls this on a fresh store; the CLI exports in-process.
+        """
+        if (self.bundle / ONNX_FILE).is_file() or self.weights is None:
+            return
+        home = self.bundle.parent.parent
+        cmd = [sys.executable, "-m", "wanwu.artifacts", self.spec.name, str(home), str(self.weights.path)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise EngineUnavailableError(f"exporting {self.spec.name} to ONNX failed: {reason}")
 
     def engine_dir(self, engine: str, version: str) -> Path:
         path = self.bundle / f"{engine}-{version}"
@@ -133,3 +149,11 @@ def open_source(spec: ModelSpec, home: Path, weights_path: Path | None = None) -
 
 def has_weights_or_bundle(spec: ModelSpec, home: Path) -> bool:
     return find_weights(spec, home) is not None or len(find_bundles(home, spec)) == 1
+
+
+if __name__ == "__main__":  # python -m wanwu.artifacts MODEL HOME WEIGHTS (see export_in_child_process)
+    from wanwu.models.registry import get_model_spec
+
+    _name, _home, _weights = sys.argv[1:4]
+    open_source(get_model_spec(_name), Path(_home), Path(_weights)).onnx_path()
+

@@ -69,10 +69,13 @@ class Classifier:
         threads: int = 1,
         precision: str = "fp32",
         limits: ImageLimits | None = None,
+        export_in_child: bool = False,
     ) -> Classifier:
         home = home or wanwu_home()
         spec = get_model_spec(model or default_model_name(home))
         source = open_source(spec, home, weights)
+        if export_in_child and engine != "torch":
+            source.export_in_child_process()
         return cls(source, create_engine(engine, source, threads=threads, precision=precision), limits)
 
     @property

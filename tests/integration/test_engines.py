@@ -122,3 +122,20 @@ def test_a_bundle_without_writable_caches_still_serves(engine: str, lite_source,
     source = open_source(replace_package(get_model_spec("efficientnet_lite0")), home)
     batch = _batch(samples_dir, "efficientnet_lite0", 2)
     np.testing.assert_allclose(create_engine(engine, source).run(batch), create_engine(engine, lite_source).run(batch), atol=1e-4)
+
+
+def test_service_style_load_exports_in_a_child_process(resnet18_checkpoint: Path, tmp_path: Path) -> None:
+    """A server on a fresh store must not import torch itself (it would keep ~300 MB for its lifetime)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from wanwu.classifier import Classifier;"
+        f"c = Classifier.load('resnet18', 'onnxruntime', weights=Path({str(resnet18_checkpoint)!r}), home=Path({str(tmp_path)!r}), export_in_child=True);"
+        "print('torch' in sys.modules, c.weights_sha256[:8])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    loaded_torch, digest = out.stdout.split()
+    assert loaded_torch == "False" and len(digest) == 8
+    assert list((tmp_path / "compiled").glob("resnet18-*/model.onnx"))

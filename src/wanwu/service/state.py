@@ -34,6 +34,7 @@ def load_classifier(settings: ServiceSettings) -> Classifier:
         threads=settings.inference_threads,
         precision=settings.precision,
         limits=settings.image_limits(),
+        export_in_child=True,  # a fresh store is exported by a child process: the server never loads torch
     )
 
 
