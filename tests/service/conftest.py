@@ -54,6 +54,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_ready(base: str, alive=lambda: True, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Polls ``base``/readyz until 200; fails if ``alive()`` turns false (the server died) or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or not alive():
+            raise AssertionError(f"server at {base} never became ready")
+        time.sleep(0.05)
+
+
 @contextmanager
 def live_server(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The app under a real Uvicorn on 127.0.0.1 (for concurrency, which TestClient serialises)."""
@@ -63,16 +77,7 @@ def live_server(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
     thread.start()
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("live server never became ready")
-            time.sleep(0.05)
+        wait_until_ready(base, thread.is_alive)
         yield base
     finally:
         server.should_exit = True

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.helpers import FakeEngine, encode, fake_classifier, gradient_image
-from tests.service.conftest import free_port, live_server
+from tests.service.conftest import free_port, live_server, wait_until_ready
 from wanwu.service.app import create_app
 from wanwu.service.settings import ServiceSettings
 
@@ -172,15 +172,7 @@ def test_sigterm_drains_in_flight_requests(photos_dir: Path, shared_home: Path) 
     proc = subprocess.Popen([sys.executable, "-m", "wanwu.cli", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None, "server never became ready"
-            time.sleep(0.1)
+        wait_until_ready(base, lambda: proc.poll() is None)
         images = [encode(gradient_image(1600 + i, 1200), "JPEG") for i in range(6)]
 
         async def scenario() -> list[httpx.Response]:
