@@ -40,6 +40,7 @@ VARIANTS = {
     "wanwu ort": ["--engine", "onnxruntime"],
     "wanwu 2w": ["--engine", "openvino", "--inference-workers", "2"],
     "wanwu b16": ["--engine", "openvino", "--max-batch", "16"],
+    "wanwu 2w b4": ["--engine", "openvino", "--inference-workers", "2", "--max-batch", "4"],
     "wanwu ort 2w": ["--engine", "onnxruntime", "--inference-workers", "2"],
     "wanwu bf16": ["--engine", "openvino", "--precision", "bf16"],
     "wanwu int8": ["--engine", "openvino", "--precision", "int8"],
