@@ -96,7 +96,8 @@ def decode_image(data: bytes, limits: ImageLimits | None = None, draft_size: int
     """
     img = _open_checked(data, limits or ImageLimits())
     try:
-        if draft_size is not None and img.format in ("JPEG", "MPO"):
+        # DCT scaling halves at most: below twice the target there is nothing to gain, only the call.
+        if draft_size is not None and img.format in ("JPEG", "MPO") and min(img.size) >= 2 * draft_size:
             img.draft("RGB", _draft_target(img.size, draft_size))
         img.load()
         img = ImageOps.exif_transpose(img) or img
