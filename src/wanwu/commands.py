@@ -20,13 +20,6 @@ def print_json(obj: object) -> None:
     print(json.dumps(obj, ensure_ascii=False), flush=True)
 
 
-def default_engine() -> str:
-    from wanwu.engines import available_engines
-
-    available = available_engines()
-    return next((e for e in ("openvino", "onnxruntime", "torch") if e in available), "torch")
-
-
 def home_of(args: argparse.Namespace) -> Path:
     from wanwu.weights import wanwu_home
 
@@ -35,6 +28,7 @@ def home_of(args: argparse.Namespace) -> Path:
 
 def load_classifier(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from wanwu.classifier import Classifier
+    from wanwu.engines import default_engine
 
     return Classifier.load(
         model=args.model,

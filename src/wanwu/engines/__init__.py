@@ -78,3 +78,9 @@ def create_engine(name: str, source: ModelSource, threads: int = 1, precision: s
 
 def available_engines() -> list[str]:
     return [name for name, info in ENGINES.items() if importlib.util.find_spec(info.requires) is not None]
+
+
+def default_engine() -> str:
+    """The fastest engine installed: OpenVINO, then ONNX Runtime, then torch."""
+    available = available_engines()
+    return next((e for e in ("openvino", "onnxruntime", "torch") if e in available), "torch")

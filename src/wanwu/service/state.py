@@ -21,17 +21,14 @@ log = logging.getLogger("wanwu.service")
 
 
 def load_classifier(settings: ServiceSettings) -> Classifier:
-    from wanwu.engines import available_engines
+    from wanwu.engines import default_engine
 
-    engine = settings.engine or next(
-        (e for e in ("openvino", "onnxruntime", "torch") if e in available_engines()), "torch"
-    )
     return Classifier.load(
         model=settings.model,
-        engine=engine,
+        engine=settings.engine or default_engine(),
         weights=settings.weights,
         home=settings.home,
-        threads=settings.inference_threads,
+        threads=max(1, settings.inference_threads // settings.inference_workers),  # split between workers
         precision=settings.precision,
         limits=settings.image_limits(),
         export_in_child=True,  # a fresh store is exported by a child process: the server never loads torch
@@ -62,13 +59,9 @@ class ServiceState:
     def _start_blocking(self) -> None:
         s = self.settings
         classifier = self.classifier or load_classifier(s)
-        if classifier.limits != s.image_limits():
-            classifier.limits = s.image_limits()
-        engines = [classifier.engine]
-        if s.inference_workers > 1:
-            per_worker = max(1, s.inference_threads // s.inference_workers)
-            classifier.engine = classifier.replica(per_worker)
-            engines = [classifier.engine] + [classifier.replica(per_worker) for _ in range(s.inference_workers - 1)]
+        classifier.limits = s.image_limits()
+        replicas = [classifier.replica(classifier.engine.threads) for _ in range(s.inference_workers - 1)]
+        engines = [classifier.engine, *replicas]
         runners = [partial(classifier.logits, engine=engine) for engine in engines]
         batcher = MicroBatcher(runners, s.max_batch, s.max_wait_ms / 1000, s.max_queue, self.metrics.observe_batch)
         size = classifier.spec.preprocessing.crop_size
