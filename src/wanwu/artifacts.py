@@ -140,15 +140,24 @@ def open_source(spec: ModelSpec, home: Path, weights_path: Path | None = None) -
         weights = find_weights(spec, home)
     if weights is not None:
         return ModelSource(spec, weights.sha256, bundle_dir(home, spec, weights.sha256), weights)
-    bundles = find_bundles(home, spec)
+    bundles = official_bundles(home, spec)
     if len(bundles) == 1:
         path, manifest = bundles[0]
         return ModelSource(spec, manifest["weights_sha256"], path)
     raise WeightsMissingError(missing_message(spec, home))
 
 
+def official_bundles(home: Path, spec: ModelSpec) -> list[tuple[Path, dict]]:
+    """Bundles converted from the official weights: the only ones that may stand in for them.
+
+    A bundle made from someone's own checkpoint (``--weights``, a benchmark's random one) is
+    used when that checkpoint is passed again, never as the model's default.
+    """
+    return [(path, manifest) for path, manifest in find_bundles(home, spec) if spec.weights.matches(manifest["weights_sha256"])]
+
+
 def has_weights_or_bundle(spec: ModelSpec, home: Path) -> bool:
-    return find_weights(spec, home) is not None or len(find_bundles(home, spec)) == 1
+    return find_weights(spec, home) is not None or len(official_bundles(home, spec)) == 1
 
 
 if __name__ == "__main__":  # python -m wanwu.artifacts MODEL HOME WEIGHTS (see export_in_child_process)
