@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 VARIANTS = {
     "wanwu": ["--engine", "openvino"],
     "wanwu ort": ["--engine", "onnxruntime"],
+    "wanwu w0": ["--engine", "openvino", "--max-wait-ms", "0"],
     "wanwu 2w": ["--engine", "openvino", "--inference-workers", "2"],
     "wanwu b16": ["--engine", "openvino", "--max-batch", "16"],
     "wanwu 2w b4": ["--engine", "openvino", "--inference-workers", "2", "--max-batch", "4"],
