@@ -13,21 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-
-def synthesize_resnet18(path: Path, seed: int = 0) -> Path:
-    """Random ResNet-18 weights with plausible BN statistics, saved like torchvision's official file."""
-    import torch
-
-    from wanwu.models.resnet import resnet18
-
-    torch.manual_seed(seed)
-    model = resnet18()
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.normal_(0, 0.1)
-            module.running_var.uniform_(0.5, 1.5)
-    torch.save(model.state_dict(), path)
-    return path
+from wanwu.benchsuite.checkpoint import synthesize_resnet18  # noqa: F401 - tests import it from here
 
 
 def encode(img: Image.Image, fmt: str, **params) -> bytes:  # type: ignore[no-untyped-def]

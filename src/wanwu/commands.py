@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -236,6 +237,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.all or args.parts:
+        return _bench_suite(args)
     import numpy as np
 
     from wanwu.artifacts import open_source
@@ -273,6 +276,41 @@ def cmd_bench(args: argparse.Namespace) -> int:
         cells = (row["engine"], row["precision"], str(row["batch"]), f"{row['ms_per_image']:.2f}", f"{row['images_per_s']:.1f}")
         table.add_row(*cells)
     Console().print(table)
+    return 0
+
+
+def _bench_suite(args: argparse.Namespace) -> int:
+    import shutil
+
+    from wanwu.benchsuite.report import build_table
+    from wanwu.benchsuite.suite import DEFAULT_CONFIGS, PARTS, SuiteOptions, run_suite
+
+    options = SuiteOptions(
+        shared=args.shared.resolve(),
+        threads=args.threads or len(os.sched_getaffinity(0)),
+        parts=tuple(args.parts or PARTS),
+        runs=args.runs,
+        batches=tuple(args.batch or (1, 8)),
+        seconds=args.seconds,
+        rounds=args.rounds,
+        concurrency=tuple(args.concurrency),
+        configs=tuple(args.configs or DEFAULT_CONFIGS),
+        large=not args.no_large,
+        tool="wrk" if shutil.which("wrk") else "aiohttp",
+    )
+    try:
+        result = run_suite(options, log=lambda line: print(line, file=sys.stderr, flush=True))
+    except (FileNotFoundError, ValueError) as err:
+        raise WanwuError(str(err)) from err
+    if args.json_out:
+        args.json_out.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+        _err.print(f"wrote {args.json_out}")
+    if args.json:
+        print_json(result)
+        return 0
+    title = (f"wanwu bench --all: {options.threads} threads; engines: medians of {options.runs} runs; "
+             f"HTTP: medians of {options.rounds} rounds × {options.seconds:g} s")
+    Console(width=200).print(build_table(result, title))
     return 0
 
 

@@ -61,7 +61,8 @@ def create_app(settings: ServiceSettings | None = None, classifier: Classifier |
     return app
 
 
-def _require_api_key(request: Request) -> None:
+async def _require_api_key(request: Request) -> None:
+    # async on purpose: FastAPI runs a sync dependency in its thread pool, a thread hop per request.
     expected = request.app.state.wanwu.settings.api_key
     if not expected:
         return
@@ -97,19 +98,20 @@ async def _classify_all(state: ServiceState, uploads: list[Upload], options: Cla
 
 def _add_routes(app: FastAPI, state: ServiceState) -> None:
     @app.post("/v1/classify", dependencies=[Depends(_require_api_key)], tags=["classify"])
-    async def classify(request: Request) -> dict:
+    async def classify(request: Request) -> JSONResponse:
         """Classify one or more images: multipart field ``image`` or JSON ``{"images": [base64, ...]}``."""
         uploads, options = await read_classify_request(request, state.settings)
         results = await _classify_all(state, uploads, options)
         classifier = state.classifier
         assert classifier is not None
-        return {
+        # The body is plain JSON types already: a JSONResponse skips FastAPI's jsonable_encoder walk.
+        return JSONResponse({
             "model": classifier.model_name,
             "weights_sha256": classifier.weights_sha256,
             "engine": classifier.engine.name,
             "precision": classifier.engine.precision,
             "results": results,
-        }
+        })
 
     @app.get("/v1/models", dependencies=[Depends(_require_api_key)], tags=["models"])
     async def models() -> dict:
@@ -157,7 +159,7 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         model = state.classifier and state.classifier.model_name
         lang = _page_lang(request)
         try:
-            _require_api_key(request)
+            await _require_api_key(request)
             uploads, options = await read_classify_request(request, state.settings)
             results = await _classify_all(state, uploads, options)
         except WanwuError as err:
