@@ -23,8 +23,9 @@ test: setup
 lint: setup
 	$(BIN)/ruff check src tests bench
 
+# Every part of the benchmark in one run (~25 min): engines, preprocessing, HTTP vs the seed, cold start.
 bench: setup
-	$(BIN)/python bench/engines.py
+	$(BIN)/wanwu bench --all --json-out bench-results.json
 
 serve: setup
 	$(BIN)/wanwu serve
