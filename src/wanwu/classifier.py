@@ -70,13 +70,14 @@ class Classifier:
         precision: str = "fp32",
         limits: ImageLimits | None = None,
         export_in_child: bool = False,
+        workers: int = 1,
     ) -> Classifier:
         home = home or wanwu_home()
         spec = get_model_spec(model or default_model_name(home))
         source = open_source(spec, home, weights)
         if export_in_child and engine != "torch":
             source.export_in_child_process()
-        return cls(source, create_engine(engine, source, threads=threads, precision=precision), limits)
+        return cls(source, create_engine(engine, source, threads=threads, precision=precision, streams=workers), limits)
 
     @property
     def spec(self) -> ModelSpec:
@@ -94,7 +95,13 @@ class Classifier:
         return preprocess(data, self.spec.preprocessing, self.limits, fast_decode=fast_decode)
 
     def replica(self, threads: int) -> Engine:
-        """Another engine like this one (its own state and threads), for a second inference worker."""
+        """Another engine like this one (its own state and threads), for a second inference worker.
+
+        Backends with streams hand out a sibling on the same compiled model instead of a second copy.
+        """
+        sibling = getattr(self.engine, "sibling", None)
+        if sibling is not None and getattr(self.engine, "streams", 1) > 1:
+            return sibling()
         return create_engine(self.engine.name, self.source, threads=threads, precision=self.engine.precision)
 
     def logits(self, batch: np.ndarray, engine: Engine | None = None) -> np.ndarray:

@@ -152,3 +152,17 @@ def test_a_bundle_from_other_weights_never_stands_in_for_the_official_ones(resne
     with pytest.raises(WeightsMissingError, match="wanwu fetch resnet18"):
         open_source(spec, tmp_path)
     assert open_source(spec, tmp_path, resnet18_checkpoint).bundle.is_dir()  # passed explicitly, it is used
+
+
+def test_openvino_stream_siblings_share_one_model_and_agree_in_parallel(samples_dir: Path, lite_source) -> None:  # type: ignore[no-untyped-def]
+    """--inference-workers 2 on OpenVINO: two infer requests on one compiled model, run at the same time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    batch = _batch(samples_dir, "efficientnet_lite0", 8)
+    reference = create_engine("openvino", lite_source, threads=2).run(batch)
+    classifier = Classifier(lite_source, create_engine("openvino", lite_source, threads=1, streams=2))
+    twin = classifier.replica(1)
+    assert twin is not classifier.engine and twin.compiled is classifier.engine.compiled  # type: ignore[attr-defined]
+    with ThreadPoolExecutor(2) as pool:
+        halves = list(pool.map(lambda pair: pair[0].run(pair[1]), [(classifier.engine, batch[:4]), (twin, batch[4:])]))
+    assert np.abs(np.concatenate(halves) - reference).max() <= TOLERANCE

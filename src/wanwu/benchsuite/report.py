@@ -63,7 +63,7 @@ def cold_start_rows(result: dict) -> list[tuple[str, ...]]:
         reference = f"seed tuned {tuned:.2f} s" if tuned and config != "seed tuned" else "—"
         rows.append((f"{config}: start → ready", f"{seconds:.2f} s", reference,
                      _ratio(tuned, seconds) if config != "seed tuned" else "",
-                     f"first start (export + compile) {first:.2f} s" if first else ""))
+                     f"first start in this store {first:.2f} s (fills the caches)" if first else ""))
     return rows
 
 

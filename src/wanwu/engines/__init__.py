@@ -36,6 +36,7 @@ class EngineInfo:
     factory: str  # "module:function"
     requires: str  # the pip package that provides the backend
     precisions: tuple[str, ...]
+    streams: bool = False  # runs parallel requests on one compiled model (workers share the weights)
 
 
 ENGINES: dict[str, EngineInfo] = {
@@ -43,7 +44,7 @@ ENGINES: dict[str, EngineInfo] = {
     for info in (
         EngineInfo("torch", "wanwu.engines.torch_engine:TorchEngine", "torch", ("fp32",)),
         EngineInfo("onnxruntime", "wanwu.engines.ort_engine:OrtEngine", "onnxruntime", ("fp32",)),
-        EngineInfo("openvino", "wanwu.engines.openvino_engine:OpenVinoEngine", "openvino", ("fp32", "bf16", "int8")),
+        EngineInfo("openvino", "wanwu.engines.openvino_engine:OpenVinoEngine", "openvino", ("fp32", "bf16", "int8"), streams=True),
     )
 }
 
@@ -57,7 +58,8 @@ def get_engine_info(name: str) -> EngineInfo:
         ) from None
 
 
-def create_engine(name: str, source: ModelSource, threads: int = 1, precision: str = "fp32") -> Engine:
+def create_engine(name: str, source: ModelSource, threads: int = 1, precision: str = "fp32", streams: int = 1) -> Engine:
+    """``threads`` per worker; ``streams`` workers will share this engine where the backend can (see ``sibling``)."""
     info = get_engine_info(name)
     if precision not in info.precisions:
         others = [e for e, i in ENGINES.items() if precision in i.precisions]
@@ -72,7 +74,8 @@ def create_engine(name: str, source: ModelSource, threads: int = 1, precision: s
         raise EngineUnavailableError(
             f"engine {name} needs the {info.requires} package: pip install {info.requires} ({err})"
         ) from err
-    engine: Engine = getattr(module, attr)(source, threads=threads, precision=precision)
+    extra = {"streams": streams} if info.streams and streams > 1 else {}
+    engine: Engine = getattr(module, attr)(source, threads=threads, precision=precision, **extra)
     return engine
 
 

@@ -31,8 +31,11 @@ def _writable(folder: Path) -> bool:
 class OpenVinoEngine:
     name = "openvino"
 
-    def __init__(self, source: ModelSource, threads: int = 1, precision: str = "fp32", int8_model: Path | None = None) -> None:
-        self.threads = threads
+    def __init__(
+        self, source: ModelSource, threads: int = 1, precision: str = "fp32", int8_model: Path | None = None, streams: int = 1
+    ) -> None:
+        self.threads = threads  # per stream
+        self.streams = streams
         self.precision = precision
         core = ov.Core()
         if precision == "bf16" and not cpu_has_bf16(core):
@@ -52,9 +55,11 @@ class OpenVinoEngine:
         config = {
             # OpenVINO silently runs bf16 on CPUs that have it; fp32 must be asked for explicitly.
             "INFERENCE_PRECISION_HINT": _PRECISION_HINT[precision],
-            "INFERENCE_NUM_THREADS": threads,
-            "NUM_STREAMS": 1,
-            "PERFORMANCE_HINT": "LATENCY",
+            # Streams run requests in parallel on one compiled model (one copy of the weights);
+            # --inference-workers N gives N streams, each with its own infer request.
+            "INFERENCE_NUM_THREADS": threads * streams,
+            "NUM_STREAMS": streams,
+            "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
             # Each compiled model pins its threads from the first core on; two single-thread engines
             # in one process (--inference-workers 2) would then share one core (measured: half speed).
             "ENABLE_CPU_PINNING": False,
@@ -63,6 +68,13 @@ class OpenVinoEngine:
             config["CACHE_DIR"] = str(cache)
         self.compiled = core.compile_model(str(model_path), "CPU", config)
         self.request = self.compiled.create_infer_request()
+
+    def sibling(self) -> OpenVinoEngine:
+        """Another worker on the same compiled model (its own infer request, no second copy of the weights)."""
+        twin = object.__new__(OpenVinoEngine)
+        twin.__dict__.update(self.__dict__)
+        twin.request = self.compiled.create_infer_request()
+        return twin
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         self.request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})

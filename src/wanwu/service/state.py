@@ -32,6 +32,7 @@ def load_classifier(settings: ServiceSettings) -> Classifier:
         precision=settings.precision,
         limits=settings.image_limits(),
         export_in_child=True,  # a fresh store is exported by a child process: the server never loads torch
+        workers=settings.inference_workers,
     )
 
 
