@@ -44,7 +44,9 @@ ENGINES: dict[str, EngineInfo] = {
     for info in (
         EngineInfo("torch", "wanwu.engines.torch_engine:TorchEngine", "torch", ("fp32",)),
         EngineInfo("onnxruntime", "wanwu.engines.ort_engine:OrtEngine", "onnxruntime", ("fp32",)),
-        EngineInfo("openvino", "wanwu.engines.openvino_engine:OpenVinoEngine", "openvino", ("fp32", "bf16", "int8"), streams=True),
+        EngineInfo(
+            "openvino", "wanwu.engines.openvino_engine:OpenVinoEngine", "openvino", ("fp32", "bf16", "int8"), streams=True
+        ),
     )
 }
 
