@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from wanwu.benchsuite.http import SEEDS, VARIANTS, Workload, measure_http
+from wanwu.benchsuite.preprocess import make_large
 from wanwu.benchsuite.report import build_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,9 +44,8 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="wanwu-bench-"))
     workloads = [Workload(c, SHARED / "data" / "imagenet-samples") for c in args.concurrency]
     if args.large:
-        large = scratch / "large"
-        subprocess.run([sys.executable, str(bench / "make_large.py"), str(large)], check=True, capture_output=True)
-        workloads.append(Workload(4, large))
+        large = make_large(sorted((SHARED / "data" / "photos").glob("*.jpg")), scratch / "large")
+        workloads.append(Workload(4, large[0].parent))
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     result = measure_http(bench, workloads, args.configs, scratch, args.seconds, args.rounds, args.tool,
                           args.wanwu_args.split(), log=log)

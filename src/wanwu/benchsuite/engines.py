@@ -1,8 +1,9 @@
-"""Engines × precisions × batch sizes: ms/image and images/s (medians), against torch eager fp32 and the CPU's peak.
+"""Engines × precisions × batch sizes: ms/image and images/s (medians), and the CPU's peak to compare with.
 
 The peak is a large square matmul in torch, fp32 and bf16, timed in the same run; effective
 GFLOP/s = model FLOPs (2 × conv/linear MACs, counted by forward hooks) / time. INT8 models are
-made first with ``wanwu.quantize`` on the calibration folders given.
+made first with ``wanwu.quantize`` on the calibration folders given. The ratio to torch eager at
+the same batch is the report's (``report.engine_rows``), derived from the torch rows.
 """
 
 from __future__ import annotations
@@ -72,8 +73,4 @@ def measure_engines(
                                  "effective_gflops": gflops, "fraction_of_peak": gflops / peak})
                     log(f"  {spec.name:18} {engine:11} {precision:5} b{size}: {row['ms_per_image']:7.2f} ms/image")
                 del runner
-    torch_ms = {(r["model"], r["batch"]): r["ms_per_image"] for r in rows if r["engine"] == "torch"}
-    for r in rows:
-        base = torch_ms.get((r["model"], r["batch"]))
-        r["speedup_vs_torch_fp32"] = base / r["ms_per_image"] if base else None
     return {"threads": threads, "runs": runs, "peaks": peaks, "rows": rows}

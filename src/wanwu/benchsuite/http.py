@@ -26,18 +26,33 @@ import numpy as np
 
 from wanwu.benchsuite.checkpoint import synthesize_resnet18
 
-# wanwu variants: flags for `wanwu serve` (each also gets --model resnet18 --weights <synthetic>).
+
+@dataclass(frozen=True)
+class Variant:
+    """A `wanwu serve` configuration (each also gets --model resnet18 --weights <synthetic> --cache-size 0)."""
+
+    engine: str = "openvino"
+    precision: str = "fp32"
+    fast_decode: bool = False
+    extra: tuple[str, ...] = ()
+
+    @property
+    def flags(self) -> list[str]:
+        fast = ["--fast-decode"] if self.fast_decode else []
+        return ["--engine", self.engine, "--precision", self.precision, *fast, *self.extra]
+
+
 VARIANTS = {
-    "wanwu": ["--engine", "openvino"],
-    "wanwu ort": ["--engine", "onnxruntime"],
-    "wanwu w0": ["--engine", "openvino", "--max-wait-ms", "0"],
-    "wanwu 2w": ["--engine", "openvino", "--inference-workers", "2"],
-    "wanwu b16": ["--engine", "openvino", "--max-batch", "16"],
-    "wanwu bf16": ["--engine", "openvino", "--precision", "bf16"],
-    "wanwu int8": ["--engine", "openvino", "--precision", "int8"],
-    "wanwu fast": ["--engine", "openvino", "--fast-decode"],
-    "wanwu bf16 fast": ["--engine", "openvino", "--precision", "bf16", "--fast-decode"],
-    "wanwu int8 fast": ["--engine", "openvino", "--precision", "int8", "--fast-decode"],
+    "wanwu": Variant(),
+    "wanwu ort": Variant(engine="onnxruntime"),
+    "wanwu w0": Variant(extra=("--max-wait-ms", "0")),
+    "wanwu 2w": Variant(extra=("--inference-workers", "2")),
+    "wanwu b16": Variant(extra=("--max-batch", "16")),
+    "wanwu bf16": Variant(precision="bf16"),
+    "wanwu int8": Variant(precision="int8"),
+    "wanwu fast": Variant(fast_decode=True),
+    "wanwu bf16 fast": Variant(precision="bf16", fast_decode=True),
+    "wanwu int8 fast": Variant(precision="int8", fast_decode=True),
 }
 SEEDS = ("seed as written", "seed tuned")
 
@@ -46,10 +61,6 @@ SEEDS = ("seed as written", "seed tuned")
 class Workload:
     concurrency: int
     images: Path
-
-
-def _flag(flags: list[str], name: str, default: str) -> str:
-    return flags[flags.index(name) + 1] if name in flags else default
 
 
 def _wait_http(url: str, timeout: float = 120.0) -> float:
@@ -125,8 +136,8 @@ def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets:
     engine_ms: dict[tuple[str, str], float] = {}
     out = {}
     for variant in variants:
-        flags = VARIANTS[variant]
-        key = (_flag(flags, "--engine", "openvino"), _flag(flags, "--precision", "fp32"))
+        variant_spec = VARIANTS[variant]
+        key = (variant_spec.engine, variant_spec.precision)
         if key not in engine_ms:
             runner = create_engine(key[0], source, threads=1, precision=key[1])
             engine_ms[key] = time_engine(runner.run, batch, runs=8)["ms_per_image"]
@@ -135,7 +146,7 @@ def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets:
             times = []
             for data in datas:
                 started = time.perf_counter()
-                preprocess(data, spec.preprocessing, fast_decode="--fast-decode" in flags)
+                preprocess(data, spec.preprocessing, fast_decode=variant_spec.fast_decode)
                 times.append((time.perf_counter() - started) * 1000)
             decode_ms = statistics.median(times)
             ceiling = cores * 1000 / (decode_ms + engine_ms[key])
@@ -160,7 +171,6 @@ def measure_http(
     rounds: int = 3,
     tool: str = "wrk",
     wanwu_args: list[str] | None = None,
-    calib: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Rows keyed ``config|concurrency|images`` (medians over rounds), ceilings, first starts and every run."""
@@ -173,13 +183,13 @@ def measure_http(
     weights = synthesize_resnet18(scratch / "resnet18-synthetic.pth")
     home = scratch / "home"
     variants = [c for c in configs if c in VARIANTS]
-    if any(_flag(VARIANTS[v], "--precision", "fp32") == "int8" for v in variants):
+    if any(VARIANTS[v].precision == "int8" for v in variants):
         subprocess.run([sys.executable, "-m", "wanwu.cli", "--home", str(home), "quantize", "resnet18", "--weights", str(weights),
-                        "--calib", str(calib or workloads[0].images), "--subset", "64", "--no-augment"],
+                        "--calib", str(workloads[0].images), "--subset", "64", "--no-augment"],
                        check=True, capture_output=True)
     first_start = {}
     for variant in variants:  # the unmeasured first start exports and compiles
-        pid, first_start[variant] = start_wanwu(18190, weights, home, VARIANTS[variant] + extra)
+        pid, first_start[variant] = start_wanwu(18190, weights, home, VARIANTS[variant].flags + extra)
         stop(pid)
         log(f"{variant} first start (export + compile): {first_start[variant]:.2f} s")
     ceilings = measure_ceilings(weights, home, variants, sorted({w.images for w in workloads}), log)
@@ -189,7 +199,7 @@ def measure_http(
         for config in configs:
             port = 18100 + round_no
             if config in VARIANTS:
-                pid, cold = start_wanwu(port, weights, home, VARIANTS[config] + extra)
+                pid, cold = start_wanwu(port, weights, home, VARIANTS[config].flags + extra)
                 url = f"http://127.0.0.1:{port}/v1/classify"
             else:
                 pid, cold = start_seed(seed_bench, config, port)
