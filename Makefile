@@ -23,7 +23,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check src tests bench
 
-# Every part of the benchmark in one run (~25 min): engines, preprocessing, HTTP vs the seed, cold start.
+# Every part of the benchmark in one run (~35 min): engines, preprocessing, HTTP vs the seed, cold start.
 bench: setup
 	$(BIN)/wanwu bench --all --json-out bench-results.json
 
