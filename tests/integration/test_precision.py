@@ -115,16 +115,16 @@ def test_precision_unavailable_is_a_clear_error(source, tmp_path: Path, monkeypa
 
 @pytest.mark.slow
 def test_int8_agrees_with_fp32_and_is_reported(home: Path, source, samples_dir: Path, photos_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    """64 calibration images (no augmentation, to stay fast); note they overlap the evaluation samples."""
-    args = ["--home", str(home), "quantize", MODEL, "--calib", str(samples_dir), "--calib", str(photos_dir)]
-    assert main([*args, "--subset", "64", "--no-augment", "--eval", str(samples_dir), "--threads", "2", "--json"]) == 0
+    """The default recipe, calibrated on the everyday photos only: none of the evaluation images."""
+    args = ["--home", str(home), "quantize", MODEL, "--calib", str(photos_dir)]
+    assert main([*args, "--eval", str(samples_dir), "--threads", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert report["images"] == 100 and report["calibration_images"] == 64 and report["images_in_calibration_set"] > 0
-    # The issue's target is ≥ 98%. Measured with this small, unaugmented calibration: 96%; with the CLI default
-    # (all 107 images + mirrored/cropped views) 97%, top-1 88% vs 89%. Flips are mostly fp32 near-ties.
-    assert report["top1_agreement"] >= 0.95, report
+    assert report["images"] == 100 and report["images_in_calibration_set"] == 0
+    # The issue's targets: agreement ≥ 98 %, top-1 within 1 point. Measured with this recipe: 98 %, 89 % vs 89 %
+    # (97–98 % over four crop seeds); the flips are fp32 near-ties, so one image of slack is allowed here.
+    assert report["top1_agreement"] >= 0.97, report
     assert report["top5_overlap"] >= 0.9, report
-    assert report["top1_fp32"] - report["top1_int8"] <= 0.02, report
+    assert report["top1_fp32"] - report["top1_int8"] <= 0.01, report
     assert main(["--home", str(home), "models", "--json"]) == 0
     rows = {r["model"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert any(r["top1_agreement"] == report["top1_agreement"] for r in rows[MODEL]["reports"])
