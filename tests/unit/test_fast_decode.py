@@ -37,9 +37,16 @@ def test_draft_respects_exif_rotation() -> None:
     assert exact.size == (2000, 3000) and fast.size[0] < fast.size[1] and min(fast.size) >= 256
 
 
-def test_fast_decode_is_exact_when_there_is_nothing_to_skip() -> None:
+def test_fast_path_resizes_only_the_crop_within_one_level() -> None:
+    """A small JPEG (nothing for the DCT to skip): only the crop is resampled, within one level of 255."""
     data = encode(gradient_image(500, 375), "JPEG", quality=90)
-    np.testing.assert_array_equal(preprocess(data, LITE, fast_decode=True), preprocess(data, LITE))
+    exact, fast = preprocess(data, LITE), preprocess(data, LITE, fast_decode=True)
+    one_level = 1 / 255 / min(LITE.std) + 1e-6
+    assert exact.shape == fast.shape == (3, 224, 224)
+    assert np.abs(exact - fast).max() <= one_level
+    assert (np.abs(exact - fast) > 1e-6).mean() < 0.1
+    square = encode(gradient_image(256, 256), "JPEG", quality=90)  # already at the resize size: only a crop
+    np.testing.assert_array_equal(preprocess(square, LITE, fast_decode=True), preprocess(square, LITE))
 
 
 def test_fast_decode_agrees_on_real_samples(samples_dir: Path, shared_home: Path) -> None:
