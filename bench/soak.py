@@ -10,13 +10,16 @@ to the end of the run. Every request is a cache miss unless --cache is given.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve import BENCH, SAMPLES, _wait_http, stop  # noqa: E402
+from wanwu.benchsuite.http import stop, wait_http
+
+SHARED = Path(os.environ.get("WANWU_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+BENCH, SAMPLES = SHARED / "bench", SHARED / "data" / "imagenet-samples"
 
 
 def rss_mb(pid: int) -> float:
@@ -39,7 +42,7 @@ def main() -> int:
     cmd = [sys.executable, "-m", "wanwu.cli", "--home", str(home), "serve", "--port", str(port), "--model", args.model]
     proc = subprocess.Popen(cmd + ([] if args.cache else ["--cache-size", "0"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/readyz")
+        wait_http(f"http://127.0.0.1:{port}/readyz")
         samples = []
         for minute in range(args.minutes):
             subprocess.run([seed_python, str(BENCH / "load.py"), "--url", f"http://127.0.0.1:{port}/v1/classify",

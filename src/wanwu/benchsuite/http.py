@@ -63,7 +63,7 @@ class Workload:
     images: Path
 
 
-def _wait_http(url: str, timeout: float = 120.0) -> float:
+def wait_http(url: str, timeout: float = 120.0) -> float:
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
         try:
@@ -90,7 +90,7 @@ def start_wanwu(port: int, weights: Path, home: Path, flags: list[str]) -> tuple
            "--weights", str(weights), "--cache-size", "0", *flags]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    _wait_http(f"http://127.0.0.1:{port}/readyz")
+    wait_http(f"http://127.0.0.1:{port}/readyz")
     return proc.pid, time.perf_counter() - started
 
 
