@@ -5,7 +5,7 @@
 
 The measuring is wanwu.benchsuite.engines (also the engine part of `wanwu bench --all`). Models:
 efficientnet_lite0 and resnet18 with a synthesized checkpoint, in a temporary store; INT8 models are
-made first on --calib folders (default: ../shared/data/photos and ../shared/data/imagenet-samples).
+made first on --calib folders (default: ../shared/data/photos, not the samples: they are the evaluation set).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def main() -> int:
     parser.add_argument("--calib", type=Path, action="append", help="calibration folders for the INT8 models")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
-    calib = args.calib or [SHARED / "data" / "photos", SHARED / "data" / "imagenet-samples"]
+    calib = args.calib or [SHARED / "data" / "photos"]
     with tempfile.TemporaryDirectory(prefix="wanwu-bench-") as tmp:
         sources = [bench_source(m, Path(tmp) / "home", Path(tmp)) for m in args.model or ["efficientnet_lite0", "resnet18"]]
         result = measure_engines(sources, args.threads, args.batch or [1, 8], args.runs, args.warmup, calib)

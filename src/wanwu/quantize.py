@@ -261,7 +261,7 @@ def _write_atomically(folder: Path, write) -> None:  # type: ignore[no-untyped-d
 
 
 def accuracy_report(
-    source: ModelSource, artifact: Path, eval_dir: Path | None, calib_digests: set[str], fallback: list[np.ndarray], threads: int
+    source: ModelSource, artifact: Path, eval_dir: Path | None, calib_digests: set[str], views: CalibrationViews, threads: int
 ) -> dict:
     """fp32 vs int8 on ``eval_dir`` (labelled ``<wnid>_*.JPEG``) or, without one, on a sample of the calibration views."""
     from wanwu.accuracy import compare, run_batched
@@ -280,7 +280,7 @@ def accuracy_report(
         overlap = sum(sha256_file(p) in calib_digests for p, _ in items)
         report = {"folder": str(eval_dir), "images_in_calibration_set": overlap}
     else:
-        images, targets = np.stack(fallback), None
+        images, targets = np.stack(views.sample(VALIDATION_VIEWS)), None  # made only here: each pass decodes every view
         report = {"folder": None, "note": "no --eval folder: agreement measured on calibration views themselves"}
     report.update(compare(run_batched(fp32.run, images), run_batched(int8.run, images), targets))
     if targets is not None:
@@ -363,7 +363,7 @@ def quantize(
             "precision": "int8",
             "calib_hash": calib,
             "calibration_images": len(files),
-            **accuracy_report(source, tmp, eval_dir, set(digests.values()), views.sample(VALIDATION_VIEWS), threads),
+            **accuracy_report(source, tmp, eval_dir, set(digests.values()), views, threads),
         }
         (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
         (tmp / CALIBRATION).write_text(json.dumps(calibration, indent=2) + "\n")

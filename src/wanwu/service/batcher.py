@@ -1,10 +1,10 @@
 """Micro-batching: concurrent requests share one engine call; a lone request never waits.
 
 Each inference thread owns one engine (one by default; ``--inference-workers 2`` gives two
-single-thread engines on two cores, which keeps both busy under load). A thread takes the first queued item, then whatever else is
-already queued (up to ``max_batch``). It waits up to ``max_wait_s`` for more only while other
-requests are still being decoded and so are known to be on their way: with nothing in flight,
-a request runs at once. Each item has its own future; a failing batch fails every future in it,
+single-thread workers — on OpenVINO two infer requests of one compiled model). A thread takes the
+first queued item, then whatever else is already queued (up to ``max_batch``). It waits up to
+``max_wait_s`` for more only while other requests are still being decoded and so are known to be
+on their way: with nothing in flight, a request runs at once. Each item has its own future; a failing batch fails every future in it,
 and a batch whose output rows do not match its inputs is a failure, not a silent mix-up.
 """
 
