@@ -4,8 +4,9 @@ Each inference thread owns one engine (one by default; ``--inference-workers 2``
 single-thread workers — on OpenVINO two infer requests of one compiled model). A thread takes the
 first queued item, then whatever else is already queued (up to ``max_batch``). It waits up to
 ``max_wait_s`` for more only while other requests are still being decoded and so are known to be
-on their way: with nothing in flight, a request runs at once. Each item has its own future; a failing batch fails every future in it,
-and a batch whose output rows do not match its inputs is a failure, not a silent mix-up.
+on their way: with nothing in flight, a request runs at once. Each item has its own future; a
+failing batch fails every future in it, and a batch whose output rows do not match its inputs is a
+failure, not a silent mix-up.
 """
 
 from __future__ import annotations
