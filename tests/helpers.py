@@ -49,7 +49,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 class FakeEngine:
-    """Deterministic, model-free engine: the top class of each image is a function of its pixels.
+    """Deterministic, model-free engine: the top class of each image is a function of its input (pixels, as served).
 
     ``gate`` (a threading.Event) holds every call until set; ``fail`` makes calls raise;
     ``batches`` records the size of each call.

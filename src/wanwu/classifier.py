@@ -11,7 +11,7 @@ from wanwu.artifacts import ModelSource, has_weights_or_bundle, open_source
 from wanwu.engines import Engine, create_engine
 from wanwu.labels import LabelSet, get_labels
 from wanwu.models.registry import ModelSpec, get_model_spec
-from wanwu.preprocess import ImageLimits, preprocess
+from wanwu.preprocess import ImageLimits, preprocess_pixels
 from wanwu.weights import wanwu_home
 
 DEFAULT_MODELS = ("resnet18", "efficientnet_lite0")
@@ -92,7 +92,8 @@ class Classifier:
         return self.source.weights_sha256
 
     def preprocess(self, data: bytes, fast_decode: bool = False) -> np.ndarray:
-        return preprocess(data, self.spec.preprocessing, self.limits, fast_decode=fast_decode)
+        """Bytes -> the crop's uint8 pixels, the cheapest input every engine takes (see ``wanwu.engines``)."""
+        return preprocess_pixels(data, self.spec.preprocessing, self.limits, fast_decode=fast_decode)
 
     def replica(self, threads: int) -> Engine:
         """Another engine like this one (its own state and threads), for a second inference worker.

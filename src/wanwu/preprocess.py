@@ -129,8 +129,8 @@ def center_crop_box(size: tuple[int, int], crop: int) -> tuple[int, int, int, in
     return left, top, left + crop, top + crop
 
 
-def transform(img: Image.Image, pre: Preprocessing, resize_crop_only: bool = False) -> np.ndarray:
-    """RGB image -> CHW float32 array, exactly as TorchVision's eval preset computes it.
+def crop_pixels(img: Image.Image, pre: Preprocessing, resize_crop_only: bool = False) -> np.ndarray:
+    """RGB image -> the ``(crop, crop, 3)`` uint8 pixels TorchVision's ``Resize`` + ``CenterCrop`` keep.
 
     ``resize_crop_only`` (the fast path) resamples only the pixels the centre crop keeps: the same
     filter over the same source region, so ~45 % less resize work, but the region's edges are
@@ -148,17 +148,37 @@ def transform(img: Image.Image, pre: Preprocessing, resize_crop_only: bool = Fal
     else:
         img = img.resize(size, interpolation) if size != img.size else img
         img = img.crop(box)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def normalize(pixels: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    """``(..., H, W, 3)`` uint8 -> ``(..., 3, H, W)`` float32: TorchVision's ``ToTensor`` + ``Normalize``, same bits."""
     # Transposing the uint8 pixels first and normalising in place gives the same bits as
     # ToTensor + Normalize at a third of the cost of doing it on a transposed float view.
-    arr = np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).astype(np.float32)
+    arr = np.moveaxis(pixels, -1, -3).astype(np.float32)
     arr /= np.float32(255.0)
     arr -= np.asarray(pre.mean, dtype=np.float32)[:, None, None]
     arr /= np.asarray(pre.std, dtype=np.float32)[:, None, None]
     return arr
 
 
-def preprocess(data: bytes, pre: Preprocessing, limits: ImageLimits | None = None, fast_decode: bool = False) -> np.ndarray:
-    """Bytes -> model input. ``fast_decode`` trades exactness for speed: JPEG DCT-domain downscaling
-    (large photos) and resizing only the crop (every image); its top-1 agreement is measured."""
+def transform(img: Image.Image, pre: Preprocessing, resize_crop_only: bool = False) -> np.ndarray:
+    """RGB image -> CHW float32 array, exactly as TorchVision's eval preset computes it."""
+    return normalize(crop_pixels(img, pre, resize_crop_only), pre)
+
+
+def preprocess_pixels(
+    data: bytes, pre: Preprocessing, limits: ImageLimits | None = None, fast_decode: bool = False
+) -> np.ndarray:
+    """Bytes -> the model's crop as uint8 ``(H, W, 3)`` pixels: what every engine takes (see ``wanwu.engines``).
+
+    ``fast_decode`` trades exactness for speed: JPEG DCT-domain downscaling (large photos) and
+    resizing only the crop (every image); its top-1 agreement is measured.
+    """
     img = decode_image(data, limits, draft_size=pre.resize_size if fast_decode else None)
-    return transform(img, pre, resize_crop_only=fast_decode)
+    return crop_pixels(img, pre, resize_crop_only=fast_decode)
+
+
+def preprocess(data: bytes, pre: Preprocessing, limits: ImageLimits | None = None, fast_decode: bool = False) -> np.ndarray:
+    """Bytes -> normalised CHW float32 model input (``preprocess_pixels`` then ``normalize``)."""
+    return normalize(preprocess_pixels(data, pre, limits, fast_decode), pre)

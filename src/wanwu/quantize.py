@@ -267,7 +267,7 @@ def accuracy_report(
     from wanwu.accuracy import compare, run_batched
     from wanwu.engines.openvino_engine import OpenVinoEngine
     from wanwu.labels import get_labels
-    from wanwu.preprocess import preprocess
+    from wanwu.preprocess import preprocess_pixels
 
     fp32 = OpenVinoEngine(source, threads=threads)
     int8 = OpenVinoEngine(source, threads=threads, precision="int8", int8_model=artifact / ENGINE_FILES["openvino"][0])
@@ -275,7 +275,7 @@ def accuracy_report(
         from wanwu.evaluate import labelled_images
 
         items = labelled_images(eval_dir, get_labels(source.spec.labels))
-        images = np.stack([preprocess(p.read_bytes(), source.spec.preprocessing) for p, _ in items])
+        images = np.stack([preprocess_pixels(p.read_bytes(), source.spec.preprocessing) for p, _ in items])
         targets = np.array([t for _, t in items])
         overlap = sum(sha256_file(p) in calib_digests for p, _ in items)
         report = {"folder": str(eval_dir), "images_in_calibration_set": overlap}

@@ -13,7 +13,7 @@ from wanwu.engines import create_engine
 from wanwu.errors import EngineUnavailableError
 from wanwu.evaluate import evaluate
 from wanwu.models import get_model_spec
-from wanwu.preprocess import preprocess
+from wanwu.preprocess import preprocess, preprocess_pixels
 
 FAST_ENGINES = ("onnxruntime", "openvino")
 TOLERANCE = 1e-3  # max |Δlogit| allowed between an fp32 engine and torch eager
@@ -46,6 +46,22 @@ def test_fp32_engines_match_torch(engine: str, model: str, samples_dir: Path, li
     assert np.abs(logits - reference).max() <= TOLERANCE
     top5 = lambda x: np.argsort(-x, axis=1, kind="stable")[:, :5]  # noqa: E731
     np.testing.assert_array_equal(top5(logits), top5(reference))
+
+
+@pytest.mark.parametrize("engine", ["torch", *FAST_ENGINES])
+@pytest.mark.parametrize("model", ["efficientnet_lite0", "resnet18"])
+def test_pixel_input_matches_the_normalised_tensor(engine: str, model: str, samples_dir: Path, lite_source, resnet_source) -> None:  # type: ignore[no-untyped-def]
+    """uint8 crops (OpenVINO normalises them in its graph, the others in numpy) give the float tensor's logits."""
+    source = lite_source if model == "efficientnet_lite0" else resnet_source
+    pre = source.spec.preprocessing
+    paths = sorted(samples_dir.glob("*.JPEG"))[::12]
+    pixels = np.stack([preprocess_pixels(p.read_bytes(), pre) for p in paths])
+    assert pixels.dtype == np.uint8 and pixels.shape == (len(paths), pre.crop_size, pre.crop_size, 3)
+    runner = create_engine(engine, source, threads=2)
+    from_pixels = runner.run(pixels)
+    from_tensor = runner.run(np.stack([preprocess(p.read_bytes(), pre) for p in paths]))
+    assert np.abs(from_pixels - from_tensor).max() <= 1e-4 * max(1.0, float(np.abs(from_tensor).max()))
+    np.testing.assert_array_equal(from_pixels.argmax(axis=1), from_tensor.argmax(axis=1))
 
 
 @pytest.mark.parametrize("engine", FAST_ENGINES)

@@ -12,7 +12,7 @@ from tests.helpers import FakeEngine, encode, gradient_image
 from tests.service.conftest import running_client
 from wanwu.labels import get_labels
 from wanwu.models import get_model_spec
-from wanwu.preprocess import preprocess
+from wanwu.preprocess import preprocess_pixels
 
 PNG = encode(gradient_image(320, 240), "PNG")
 JPEG = encode(gradient_image(500, 375), "JPEG")
@@ -20,7 +20,7 @@ LABELS = get_labels()
 
 
 def _expected_top(data: bytes) -> int:
-    return FakeEngine.expected_top(preprocess(data, get_model_spec("efficientnet_lite0").preprocessing))
+    return FakeEngine.expected_top(preprocess_pixels(data, get_model_spec("efficientnet_lite0").preprocessing))
 
 
 def _assert_error(response, status: int, code: str, *fragments: str) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,17 @@ from PIL import Image
 from tests.helpers import encode, gradient_image
 from wanwu.errors import CorruptImageError, ImageTooLargeError, TooManyPixelsError, UnsupportedImageError
 from wanwu.models import get_model_spec
-from wanwu.preprocess import ImageLimits, center_crop_box, decode_image, preprocess, resized_size, transform
+from wanwu.preprocess import (
+    ImageLimits,
+    center_crop_box,
+    crop_pixels,
+    decode_image,
+    normalize,
+    preprocess,
+    preprocess_pixels,
+    resized_size,
+    transform,
+)
 
 RESNET = get_model_spec("resnet18").preprocessing
 LITE = get_model_spec("efficientnet_lite0").preprocessing
@@ -52,6 +62,17 @@ def test_transform_reproduces_resize_crop_normalize_values() -> None:
     expected = np.asarray(img.resize((341, 256), Image.Resampling.BILINEAR).crop((58, 16, 282, 240)), np.float32)
     expected = (expected / 255.0 - np.array(RESNET.mean, np.float32)) / np.array(RESNET.std, np.float32)
     np.testing.assert_array_equal(out, expected.transpose(2, 0, 1))
+
+
+def test_pixels_are_the_crop_and_normalise_per_image_or_per_batch() -> None:
+    """What the service sends engines: the crop's uint8 pixels; ``normalize`` of a batch = each image's transform."""
+    imgs = [gradient_image(500, 375), gradient_image(375, 500).rotate(90, expand=True), gradient_image(640, 480)]
+    pixels = np.stack([crop_pixels(img, RESNET) for img in imgs])
+    assert pixels.dtype == np.uint8 and pixels.shape == (3, 224, 224, 3)
+    np.testing.assert_array_equal(pixels[0], np.asarray(imgs[0].resize((341, 256), Image.Resampling.BILINEAR).crop((58, 16, 282, 240))))
+    np.testing.assert_array_equal(normalize(pixels, RESNET), np.stack([transform(img, RESNET) for img in imgs]))
+    data = encode(imgs[2], "PNG")
+    np.testing.assert_array_equal(normalize(preprocess_pixels(data, LITE), LITE), preprocess(data, LITE))
 
 
 def test_constant_image_normalises_to_known_values() -> None:

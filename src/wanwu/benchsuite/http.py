@@ -119,7 +119,7 @@ def run_load(seed_bench: Path, python: str, url: str, workload: Workload, second
 def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets: list[Path], log: Callable[[str], None]) -> dict:
     """Requests/s the cores could serve doing nothing but decode and infer.
 
-    Decode: median single-thread preprocess time of the set's images (exact or fast, as the variant
+    Decode: median single-thread time to the crop's pixels of the set's images (exact or fast, as the variant
     serves). Engine: median single-thread ms/image at batch 8 in the variant's engine and precision.
     Both are core-milliseconds, measured here and now.
     """
@@ -127,12 +127,12 @@ def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets:
     from wanwu.benchmark import time_engine
     from wanwu.engines import create_engine
     from wanwu.models import get_model_spec
-    from wanwu.preprocess import preprocess
+    from wanwu.preprocess import preprocess_pixels
 
     spec = get_model_spec("resnet18")
     source = open_source(spec, home, weights)
     cores = len(os.sched_getaffinity(0))
-    batch = np.random.default_rng(0).standard_normal((8, 3, 224, 224), dtype=np.float32)
+    batch = np.random.default_rng(0).integers(0, 256, (8, 224, 224, 3), dtype=np.uint8)  # pixels, as served
     engine_ms: dict[tuple[str, str], float] = {}
     out = {}
     for variant in variants:
@@ -146,7 +146,7 @@ def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets:
             times = []
             for data in datas:
                 started = time.perf_counter()
-                preprocess(data, spec.preprocessing, fast_decode=variant_spec.fast_decode)
+                preprocess_pixels(data, spec.preprocessing, fast_decode=variant_spec.fast_decode)
                 times.append((time.perf_counter() - started) * 1000)
             decode_ms = statistics.median(times)
             ceiling = cores * 1000 / (decode_ms + engine_ms[key])

@@ -1,5 +1,8 @@
 """Preprocessing cost per image, exact decode vs fast decode (JPEG DCT-domain downscaling), and agreement.
 
+Timed: bytes -> the crop's uint8 pixels, what the service does per image (the normalisation runs in
+the OpenVINO graph, see ``wanwu.engines``).
+
 Images: typical ~500×375 JPEGs (the ImageNet samples) and 12-megapixel JPEGs (4000×3000, quality 90,
 made from everyday photos the way ../shared/bench/make_large.py does). Agreement: top-1 of the
 model on OpenVINO fp32, exact vs fast decode, on the typical images.
@@ -17,7 +20,7 @@ from PIL import Image
 
 from wanwu.artifacts import ModelSource
 from wanwu.engines import create_engine
-from wanwu.preprocess import preprocess
+from wanwu.preprocess import preprocess_pixels
 
 
 def make_large(photos: list[Path], out: Path) -> list[Path]:
@@ -33,12 +36,12 @@ def make_large(photos: list[Path], out: Path) -> list[Path]:
 def per_image_ms(datas: list[bytes], pre, fast: bool, runs: int) -> float:  # type: ignore[no-untyped-def]
     """Median over runs of the mean time per image over the set (one warm-up pass first)."""
     for data in datas:
-        preprocess(data, pre, fast_decode=fast)
+        preprocess_pixels(data, pre, fast_decode=fast)
     times = []
     for _ in range(runs):
         started = time.perf_counter()
         for data in datas:
-            preprocess(data, pre, fast_decode=fast)
+            preprocess_pixels(data, pre, fast_decode=fast)
         times.append((time.perf_counter() - started) / len(datas))
     return statistics.median(times) * 1e3
 
@@ -58,7 +61,7 @@ def measure_preprocess(
     engine = create_engine("openvino", source, threads=threads)
     top1 = {}
     for fast in (False, True):
-        batch = np.stack([preprocess(p.read_bytes(), pre, fast_decode=fast) for p in samples])
+        batch = np.stack([preprocess_pixels(p.read_bytes(), pre, fast_decode=fast) for p in samples])
         top1[fast] = np.concatenate([engine.run(batch[i : i + 8]) for i in range(0, len(batch), 8)]).argmax(axis=1)
     agreement = float(np.mean(top1[False] == top1[True]))
     results["agreement"] = {"images": len(samples), "engine": "openvino", "top1_agreement_exact_vs_fast": agreement}

@@ -1,4 +1,9 @@
-"""Engines: one small interface (NCHW float32 batch -> logits), several backends.
+"""Engines: one small interface (a batch of images -> logits), several backends.
+
+A batch is either the crop's raw pixels, ``(N, H, W, 3)`` uint8 from ``preprocess_pixels``, or
+the normalised ``(N, 3, H, W)`` float32 tensor TorchVision would feed the model. Pixels are the
+cheap path: OpenVINO folds the normalisation into its graph (no float copy in Python, 4x fewer
+bytes through the batcher); the other backends normalise them with ``model_input``.
 
 Backends are registered as data and imported lazily, so a missing one raises
 ``EngineUnavailableError`` with the install command instead of an ImportError at start-up.
@@ -10,12 +15,14 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
+
 from wanwu.errors import EngineUnavailableError
+from wanwu.preprocess import normalize
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from wanwu.artifacts import ModelSource
+    from wanwu.models.registry import Preprocessing
 
 PRECISIONS = ("fp32", "bf16", "int8")
 
@@ -26,8 +33,17 @@ class Engine(Protocol):
     threads: int
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """``(N, 3, H, W)`` float32 -> ``(N, classes)`` float32 logits."""
+        """``(N, H, W, 3)`` uint8 pixels or ``(N, 3, H, W)`` float32 -> ``(N, classes)`` float32 logits."""
         ...
+
+
+def is_pixels(batch: np.ndarray) -> bool:
+    return batch.dtype == np.uint8
+
+
+def model_input(batch: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    """Either kind of batch -> the contiguous normalised float32 tensor, for backends without in-graph normalisation."""
+    return np.ascontiguousarray(normalize(batch, pre) if is_pixels(batch) else batch, dtype=np.float32)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from wanwu.artifacts import INPUT_NAME, ModelSource
+from wanwu.engines import model_input
 
 ort.set_default_logger_severity(3)
 
@@ -30,6 +31,7 @@ class OrtEngine:
     def __init__(self, source: ModelSource, threads: int = 1, precision: str = "fp32") -> None:
         self.threads = threads
         self.precision = precision
+        self.preprocessing = source.spec.preprocessing
         onnx_path = source.onnx_path()
         optimized = source.engine_dir("onnxruntime", ort.__version__) / "model.opt.onnx"
         options = ort.SessionOptions()
@@ -48,5 +50,5 @@ class OrtEngine:
         self.session = ort.InferenceSession(str(optimized), options, providers=["CPUExecutionProvider"])
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        (logits,) = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
+        (logits,) = self.session.run(None, {INPUT_NAME: model_input(batch, self.preprocessing)})
         return logits

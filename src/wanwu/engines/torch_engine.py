@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from wanwu.artifacts import ModelSource
+from wanwu.engines import model_input
 
 
 class TorchEngine:
@@ -15,8 +16,9 @@ class TorchEngine:
         torch.set_num_threads(threads)
         self.threads = threads
         self.precision = precision
+        self.preprocessing = source.spec.preprocessing
         self.model = source.torch_model()
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return self.model(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
+            return self.model(torch.from_numpy(model_input(batch, self.preprocessing))).numpy()

@@ -68,7 +68,7 @@ class ServiceState:
         size = classifier.spec.preprocessing.crop_size
         for run in runners:
             for n in sorted({1, s.max_batch}):  # warm the shapes the batcher will use
-                run(np.zeros((n, 3, size, size), np.float32))
+                run(np.zeros((n, size, size, 3), np.uint8))  # pixels, as the pipeline sends
         batcher.start()
         pool = ThreadPoolExecutor(s.decode_threads, thread_name_prefix="wanwu-decode")
         self.classifier = classifier
