@@ -223,8 +223,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         return 0
     print(artifact.path)
     if report:
+        what = "images" if report.get("folder") else "calibration views (no --eval folder)"
         line = (
-            f"int8 vs fp32 on {report['images']} images: top-1 agreement {report['top1_agreement']:.1%}, "
+            f"int8 vs fp32 on {report['images']} {what}: top-1 agreement {report['top1_agreement']:.1%}, "
             f"top-5 overlap {report['top5_overlap']:.1%}"
         )
         if "top1_int8" in report:
