@@ -62,6 +62,7 @@ class ServiceSettings(BaseSettings):
     api_key: str | None = None
     cors_origins: list[str] = Field(default_factory=list)
     graceful_shutdown_s: float = Field(20.0, ge=0)
+    malloc_arenas: int = Field(2, ge=0, description="glibc malloc arenas (0: glibc's default, 8 per core); see service.memory")
 
     def image_limits(self) -> ImageLimits:
         return ImageLimits(max_bytes=self.max_upload_bytes, max_pixels=self.max_pixels)
