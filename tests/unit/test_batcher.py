@@ -160,3 +160,23 @@ def test_several_workers_share_one_queue_and_each_output_stays_with_its_input() 
     finally:
         batcher.stop()
     assert seen_threads == {"wanwu-inference-0", "wanwu-inference-1"}
+
+
+def test_warm_batches_run_before_requests_and_a_failing_one_is_contained() -> None:
+    seen: list[int] = []
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        seen.append(len(batch))
+        if len(batch) == 3:
+            raise RuntimeError("warm-up shape failed")
+        return _echo(batch)
+
+    warm = [np.zeros((n, 2, 2), np.float32) for n in (2, 3, 5)]
+    batcher = MicroBatcher(run, max_batch=8, max_wait_s=0.0, warm_batches=warm)
+    batcher.start()
+    try:
+        result = batcher.submit(_marked(7)).result(5)
+    finally:
+        batcher.stop()
+    assert seen == [2, 3, 5, 1]  # every warm batch, in order, before the first request; the failure did not stop it
+    assert float(result.logits[0]) == 70.0

@@ -3,9 +3,7 @@ an artifact made by ``wanwu quantize`` (NNCF post-training static quantization).
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,7 +60,6 @@ class OpenVinoEngine:
             self.artifact = None
         self.preprocessing = source.spec.preprocessing
         self._model_path = model_path
-        self._engine_dir = source.engine_dir("openvino", version)
         self._config = {
             # OpenVINO silently runs bf16 on CPUs that have it; fp32 must be asked for explicitly.
             "INFERENCE_PRECISION_HINT": _PRECISION_HINT[precision],
@@ -75,7 +72,7 @@ class OpenVinoEngine:
             # in one process (--inference-workers 2) would then share one core (measured: half speed).
             "ENABLE_CPU_PINNING": False,
         }
-        cache = self._engine_dir / f"cache-{precision}"
+        cache = source.engine_dir("openvino", version) / f"cache-{precision}"
         if _writable(cache):  # a read-only store (a container's baked bundle) compiles at each start
             self._config["CACHE_DIR"] = str(cache)
         self._core = core
@@ -88,30 +85,13 @@ class OpenVinoEngine:
     def _compiled_for(self, pixels: bool) -> ov.CompiledModel:
         with self._lock:
             if pixels not in self._compiled:
-                model = self._pixel_model() if pixels else str(self._model_path)
+                # The pixel model is built in memory, not saved: a saved IR would ship a second copy of
+                # the weights in the store and the container image; a cached start costs ~80 ms more.
+                model: str | ov.Model = str(self._model_path)
+                if pixels:
+                    model = with_pixel_input(self._core.read_model(model), self.preprocessing)
                 self._compiled[pixels] = self._core.compile_model(model, "CPU", self._config)
             return self._compiled[pixels]
-
-    def _pixel_model(self) -> str | ov.Model:
-        """The model with uint8 NHWC input and the normalisation in its graph, saved once as IR.
-
-        Compiling from a file keeps a cached start fast (~30 ms; an in-memory model is hashed whole
-        at every start, ~110 ms for ResNet-18).
-        """
-        stat = self._model_path.stat()
-        key = hashlib.sha256(f"{self._model_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-        path = self._engine_dir / f"pixels-{key}.xml"
-        if path.is_file():
-            return str(path)
-        model = with_pixel_input(self._core.read_model(str(self._model_path)), self.preprocessing)
-        if not _writable(self._engine_dir):
-            return model
-        with tempfile.TemporaryDirectory(dir=self._engine_dir) as tmp:
-            staged = Path(tmp) / path.name
-            ov.save_model(model, str(staged), compress_to_fp16=False)
-            os.replace(staged.with_suffix(".bin"), path.with_suffix(".bin"))
-            os.replace(staged, path)  # the .xml last: its presence means both files are whole
-        return str(path)
 
     def sibling(self) -> OpenVinoEngine:
         """Another worker on the same compiled model (its own infer request, no second copy of the weights)."""

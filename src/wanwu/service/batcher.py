@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,12 +55,14 @@ class MicroBatcher:
         max_wait_s: float = 0.005,
         max_queue: int = 64,
         on_batch: Callable[[int, float], None] | None = None,
+        warm_batches: Sequence[np.ndarray] = (),
     ) -> None:
         runners = run_batch if isinstance(run_batch, list) else [run_batch]
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._on_batch = on_batch
+        self._warm_batches = list(warm_batches)  # each thread runs these before it takes requests
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._threads = [
@@ -104,6 +106,11 @@ class MicroBatcher:
         return item.future
 
     def _loop(self, run: Callable[[np.ndarray], np.ndarray]) -> None:
+        for batch in self._warm_batches:
+            try:
+                run(batch)
+            except Exception:  # noqa: BLE001 - a warm-up failure must not stop the worker; requests will report it
+                log.exception("warm-up batch of %d failed", len(batch))
         stopping = False
         while not stopping:
             first = self._queue.get()
