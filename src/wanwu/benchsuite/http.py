@@ -119,16 +119,16 @@ def run_load(seed_bench: Path, python: str, url: str, workload: Workload, second
 def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets: list[Path], log: Callable[[str], None]) -> dict:
     """Requests/s the cores could serve doing nothing but decode and infer.
 
-    Decode: bytes -> the crop's pixels (exact or fast, as the variant serves), single-threaded; each
-    image's median of 3 timed passes after a warm-up, then the median over the set. Engine: median
-    single-thread ms/image at batch 8 in the variant's engine and precision.
+    Decode: bytes -> the crop's pixels (exact or fast, as the variant serves), single-threaded, timed
+    like the preprocessing part (``per_image_ms``: mean per image over the set, median of 3 passes
+    after a warm-up one). Engine: median single-thread ms/image at batch 8 in the variant's engine and precision.
     Both are core-milliseconds, measured here and now.
     """
     from wanwu.artifacts import open_source
     from wanwu.benchmark import time_engine
+    from wanwu.benchsuite.preprocess import per_image_ms
     from wanwu.engines import create_engine
     from wanwu.models import get_model_spec
-    from wanwu.preprocess import preprocess_pixels
 
     spec = get_model_spec("resnet18")
     source = open_source(spec, home, weights)
@@ -144,13 +144,7 @@ def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets:
             engine_ms[key] = time_engine(runner.run, batch, runs=8)["ms_per_image"]
         for images in image_sets:
             datas = [p.read_bytes() for p in sorted(p for p in images.iterdir() if p.is_file())[:20]]
-            times: dict[int, list[float]] = {i: [] for i in range(len(datas))}
-            for _ in range(4):  # the first pass warms Pillow and the caches; it is not timed
-                for i, data in enumerate(datas):
-                    started = time.perf_counter()
-                    preprocess_pixels(data, spec.preprocessing, fast_decode=variant_spec.fast_decode)
-                    times[i].append((time.perf_counter() - started) * 1000)
-            decode_ms = statistics.median(statistics.median(t[1:]) for t in times.values())
+            decode_ms = per_image_ms(datas, spec.preprocessing, variant_spec.fast_decode, runs=3)
             ceiling = cores * 1000 / (decode_ms + engine_ms[key])
             out[f"{variant}|{images.name}"] = {"decode_core_ms": decode_ms, "engine_core_ms": engine_ms[key], "rps": ceiling}
             log(f"ceiling {variant} {images.name}: decode {decode_ms:.1f} + engine {engine_ms[key]:.1f} core-ms/image "

@@ -80,7 +80,12 @@ class OpenVinoEngine:
         self._compiled: dict[bool, ov.CompiledModel] = {}
         self._requests: dict[bool, ov.InferRequest] = {}
         self._lock = threading.Lock()
-        self.compiled = self._compiled_for(pixels=True)
+        self._compiled_for(pixels=True)  # at load, so a broken model fails here and the pixel path is warm
+
+    @property
+    def compiled(self) -> ov.CompiledModel:
+        """The model the service runs (pixel input)."""
+        return self._compiled[True]
 
     def _compiled_for(self, pixels: bool) -> ov.CompiledModel:
         with self._lock:

@@ -30,7 +30,7 @@ _FLAGS: dict[str, tuple[type, str]] = {
     "cache_size": (int, "in-process result cache entries, 0 = off (default 4096)"),
     "redis_url": (str, "share the result cache through Redis, e.g. redis://127.0.0.1:6379/0"),
     "api_key": (str, "require this key in the X-API-Key header for /v1/*"),
-    "malloc_arenas": (int, "glibc malloc arenas; fewer keep RSS flat under load, 0 = glibc's 8 per core (default 2)"),
+    "malloc_arenas": (int, "cap on glibc malloc arenas, 0 = glibc's 8 per core (default 2)"),
 }
 
 
