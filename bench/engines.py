@@ -5,7 +5,9 @@
 
 The measuring is wanwu.benchsuite.engines (also the engine part of `wanwu bench --all`). Models:
 efficientnet_lite0 and resnet18 with a synthesized checkpoint, in a temporary store; INT8 models are
-made first on --calib folders (default: ../shared/data/photos, not the samples: they are the evaluation set).
+made first on --calib folders (default: ../shared/data/photos, not the samples: they are the evaluation set),
+and the bf16 guard's margin too. Timing runs on the sample photos where ../shared is present (a guarded
+bf16 engine's cost depends on the images), else on random pixels.
 """
 
 from __future__ import annotations
@@ -36,9 +38,12 @@ def main() -> int:
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     calib = args.calib or [SHARED / "data" / "photos"]
+    sample_dir = SHARED / "data" / "imagenet-samples"
+    samples = sorted(p for p in sample_dir.glob("*.JPEG")) if sample_dir.is_dir() else None
     with tempfile.TemporaryDirectory(prefix="wanwu-bench-") as tmp:
         sources = [bench_source(m, Path(tmp) / "home", Path(tmp)) for m in args.model or ["efficientnet_lite0", "resnet18"]]
-        result = measure_engines(sources, args.threads, args.batch or [1, 8], args.runs, args.warmup, calib)
+        result = measure_engines(sources, args.threads, args.batch or [1, 8], args.runs, args.warmup, calib,
+                                samples=samples)
     load = os.getloadavg()
     title = f"{args.threads} threads, median of {args.runs} runs after {args.warmup} warm-up; load average {load[0]:.2f}"
     Console(width=200).print(build_table({"engines": result}, title))

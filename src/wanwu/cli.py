@@ -24,13 +24,18 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 def _add_precision_parsers(sub) -> None:  # type: ignore[no-untyped-def]
     quantize = sub.add_parser(
         "quantize",
-        help="make an INT8 model by static post-training quantization on your images (then use --precision int8)",
+        help="make an INT8 model (or measure the bf16 guard's margin) on your images",
         description="Calibrate INT8 activation ranges on a few hundred images like the ones you will classify "
         "(NNCF, OpenVINO). The artifact is cached in the store, keyed by the weights and the calibration set, "
         "with an accuracy report beside it. (Dynamic quantization of the final Linear layer alone, the old "
-        "recipe, leaves every convolution in fp32: it is not INT8 for a CNN.)",
+        "recipe, leaves every convolution in fp32: it is not INT8 for a CNN.) With --precision bf16: measure "
+        "on the same views the top-1/top-2 gap below which --precision bf16 re-runs an image in fp32.",
     )
     quantize.add_argument("model")
+    quantize.add_argument("--precision", default="int8", choices=("int8", "bf16"), help="int8 (default) or bf16 (the guard)")
+    quantize.add_argument(
+        "--target", type=float, default=0.995, help="bf16: top-1 agreement with fp32 the guard aims for on the views (0.995)"
+    )
     quantize.add_argument("--calib", type=Path, action="append", required=True, help="folder of calibration images (repeatable)")
     quantize.add_argument("--engine", default="openvino", choices=("openvino",))
     quantize.add_argument("--weights", type=Path, help="your own checkpoint for the model")

@@ -115,6 +115,8 @@ def _precision_reports(home: Path, spec) -> list[dict]:  # type: ignore[no-untyp
 def _report_summary(reports: list[dict]) -> str:
     return "; ".join(
         f"{r['precision']} {r['artifact']}: agree {r.get('top1_agreement', float('nan')):.0%}"
+        + (f" ({r['top1_agreement_unguarded']:.0%} unguarded, {r['rechecked_fraction']:.0%} re-run in fp32)"
+           if "top1_agreement_unguarded" in r else "")
         + (f", top-1 {r['top1_int8']:.0%} vs {r['top1_fp32']:.0%}" if "top1_int8" in r else "")
         for r in reports
     )
@@ -127,7 +129,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             print_json(row)
         return 0
     table = Table(title=f"store: {home_of(args)}", title_justify="left")
-    for column in ("model", "weights", "sha256", "MB", "top-1", "top-5", "converted", "int8"):
+    for column in ("model", "weights", "sha256", "MB", "top-1", "top-5", "converted", "int8 / bf16 guard"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
@@ -202,10 +204,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_quantize(args: argparse.Namespace) -> int:
     from wanwu.artifacts import open_source
     from wanwu.models import get_model_spec
-    from wanwu.quantize import quantize
 
     home = home_of(args)
     source = open_source(get_model_spec(args.model), home, args.weights)
+    threads = args.threads or os.cpu_count() or 1
+    log = lambda message: _err.print(f"[dim]{message}[/dim]")  # noqa: E731
+    if args.precision == "bf16":
+        return _calibrate_bf16(args, source, threads, log)
+    from wanwu.quantize import quantize
+
     artifact = quantize(
         source,
         args.calib,
@@ -214,8 +221,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         augment=args.augment,
         accuracy_control=args.accuracy_control,
         eval_dir=args.eval,
-        threads=args.threads or os.cpu_count() or 1,
-        log=lambda message: _err.print(f"[dim]{message}[/dim]"),
+        threads=threads,
+        log=log,
     )
     report = artifact.report or {}
     if args.json:
@@ -234,6 +241,27 @@ def cmd_quantize(args: argparse.Namespace) -> int:
             line += f"; {report['images_in_calibration_set']} of them were in the calibration set"
         print(line)
     print(f"use it: wanwu predict --model {source.spec.name} --engine {args.engine} --precision int8 IMAGE")
+    return 0
+
+
+def _calibrate_bf16(args: argparse.Namespace, source, threads: int, log) -> int:  # type: ignore[no-untyped-def]
+    from wanwu.bf16_calibration import calibrate_bf16
+
+    guard = calibrate_bf16(source, args.calib, subset=args.subset, target=args.target, eval_dir=args.eval,
+                           threads=threads, log=log)
+    report = guard.report or {}
+    if args.json:
+        print_json({"artifact": str(guard.path), "reused": guard.reused, **report})
+        return 0
+    print(guard.path)
+    what = "images" if report.get("folder") else "calibration views (no --eval folder)"
+    line = (f"bf16 guard margin {guard.margin:.4f}; on {report['images']} {what}: top-1 agreement with fp32 "
+            f"{report['top1_agreement']:.1%} guarded ({report['top1_agreement_unguarded']:.1%} unguarded), "
+            f"{report['rechecked_fraction']:.1%} re-run in fp32")
+    if "top1_bf16" in report:
+        line += f", top-1 {report['top1_bf16']:.1%} (fp32 {report['top1_fp32']:.1%})"
+    print(line)
+    print(f"use it: wanwu predict --model {source.spec.name} --engine openvino --precision bf16 IMAGE")
     return 0
 
 
@@ -256,7 +284,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for engine in args.engine or available_engines():
         for precision in args.precision or ENGINES[engine].precisions:
             try:
-                runner = create_engine(engine, source, threads=threads, precision=precision)
+                # unguarded: random input says nothing about how often a guard re-runs (bench/engines.py times it on photos)
+                runner = create_engine(engine, source, threads=threads, precision=precision, guard=False)
             except WanwuError as err:
                 if args.precision:
                     raise

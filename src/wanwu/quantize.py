@@ -246,7 +246,7 @@ def _quantize_openvino(
     )
 
 
-def _write_atomically(folder: Path, write) -> None:  # type: ignore[no-untyped-def]
+def write_atomically(folder: Path, write) -> None:  # type: ignore[no-untyped-def]
     tmp = folder.with_name(f"{folder.name}.part-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -368,14 +368,29 @@ def quantize(
         (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
         (tmp / CALIBRATION).write_text(json.dumps(calibration, indent=2) + "\n")
 
-    _write_atomically(folder, write)
+    write_atomically(folder, write)
     artifact = int8_artifacts(source.bundle, engine)
     return next(a for a in artifact if a.path == folder)
 
 
+_GUARD_SUMMARY = ("images", "top1_agreement", "top1_agreement_unguarded", "rechecked_fraction", "top1_fp32", "top1_bf16")
+
+
 def reports(bundle: Path) -> list[dict]:
     """Summaries of the reduced-precision artifacts in a bundle, for ``wanwu models``."""
-    rows = []
+    from wanwu.engines.guard import bf16_guards
+
+    rows = [
+        {
+            "precision": "bf16",
+            "artifact": guard.path.name,
+            "engine": "openvino",
+            "calibration_images": guard.calibration.get("images"),
+            "margin": guard.margin,
+            **{k: v for k, v in (guard.report or {}).items() if k in _GUARD_SUMMARY},
+        }
+        for guard in bf16_guards(bundle)
+    ]
     for artifact in int8_artifacts(bundle):
         report = artifact.report or {}
         rows.append(

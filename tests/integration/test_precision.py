@@ -29,7 +29,7 @@ def home(shared_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = open_source(get_model_spec(MODEL), shared_home)
     source.onnx_path()
     home = tmp_path_factory.mktemp("precision-home")
-    shutil.copytree(source.bundle, home / "compiled" / source.bundle.name, ignore=shutil.ignore_patterns("int8-*"))
+    shutil.copytree(source.bundle, home / "compiled" / source.bundle.name, ignore=shutil.ignore_patterns("int8-*", "bf16-guard-*"))
     return home
 
 
@@ -58,14 +58,19 @@ def _margins(logits: np.ndarray) -> np.ndarray:
     return top2[:, 1] - top2[:, 0]
 
 
-def test_bf16_agrees_with_fp32(source, labelled, fp32_logits) -> None:  # type: ignore[no-untyped-def]
+def _needs_bf16() -> None:
     from wanwu.engines.openvino_engine import cpu_has_bf16
 
     if not cpu_has_bf16():
         pytest.skip("this CPU has no bf16")
-    report = compare(fp32_logits, run_batched(create_engine("openvino", source, threads=2, precision="bf16").run, labelled[0]), labelled[1])
-    # Target was ≥ 99%; measured 97% on this model: the 3 flips are near-ties in fp32 itself (top-1 vs top-2
-    # probability margin < 5 points), which is what bf16's 8-bit mantissa can flip.
+
+
+def test_unguarded_bf16_flips_only_near_ties(source, labelled, fp32_logits) -> None:  # type: ignore[no-untyped-def]
+    _needs_bf16()
+    bf16 = create_engine("openvino", source, threads=2, precision="bf16", guard=False)
+    report = compare(fp32_logits, run_batched(bf16.run, labelled[0]), labelled[1])
+    # Measured 97% on this model: the 3 flips are near-ties in fp32 itself (top-1 vs top-2 probability
+    # margin < 5 points), which is what bf16's 8-bit mantissa can flip. The guard (below) re-runs those.
     assert report["top1_agreement"] >= 0.97, report
     assert all(_margins(fp32_logits)[i] < 0.05 for i in report["disagreements"]), report
     assert abs(report["top1"] - report["top1_reference"]) <= 0.02, report
@@ -111,6 +116,33 @@ def test_precision_unavailable_is_a_clear_error(source, tmp_path: Path, monkeypa
     monkeypatch.setattr(ove, "cpu_has_bf16", lambda core=None: False)
     with pytest.raises(EngineUnavailableError, match="this CPU has no bf16 support"):
         create_engine("openvino", source, precision="bf16")
+
+
+@pytest.mark.slow
+def test_guarded_bf16_agrees_with_fp32(home: Path, source, labelled, fp32_logits, photos_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The margin is measured on views of the everyday photos only; the samples are the evaluation set."""
+    from wanwu.engines.guard import GuardedEngine, top_margin
+
+    _needs_bf16()
+    args = ["--home", str(home), "quantize", MODEL, "--precision", "bf16", "--calib", str(photos_dir), "--threads", "2"]
+    assert main([*args, "--json"]) == 0
+    made = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert made["reused"] is False and made["margin"] > 0 and made["top1_agreement"] >= 0.995  # the target, on the views
+    engine = create_engine("openvino", source, threads=2, precision="bf16")
+    assert isinstance(engine, GuardedEngine) and engine.margin == made["margin"]
+    logits = run_batched(engine.run, labelled[0])
+    # The issue's bf16 target: ≥ 99 % top-1 agreement (measured: 100 %, 6 % of the samples re-run in fp32).
+    report = compare(fp32_logits, logits, labelled[1])
+    assert report["top1_agreement"] >= 0.99, report
+    rechecked = top_margin(run_batched(engine.fast.run, labelled[0])) < engine.margin
+    assert 0 < rechecked.mean() <= 0.2  # a few near-ties, not everything: else it would be fp32 at a higher price
+    assert np.array_equal(logits[rechecked], fp32_logits[rechecked])
+    assert engine.counts() == (len(logits), int(rechecked.sum()))  # only the guarded pass counts
+    assert main([*args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["reused"] is True
+    assert main(["--home", str(home), "models", "--json"]) == 0
+    rows = {r["model"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert any(r["precision"] == "bf16" and r["margin"] == made["margin"] for r in rows[MODEL]["reports"])
 
 
 @pytest.mark.slow

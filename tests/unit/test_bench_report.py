@@ -52,6 +52,19 @@ def test_engine_rows_give_speedup_over_torch_at_the_same_batch() -> None:
     assert rows["m openvino int8 b1"][2:4] == ("—", "—")  # no torch row at batch 1: no made-up ratio
 
 
+def test_engine_rows_give_reduced_precision_against_its_own_fp32() -> None:
+    base = {"model": "m", "threads": 2, "images_per_s": 1.0, "fraction_of_peak": 0.5, "batch": 8, "engine": "openvino"}
+    result = {"rows": [
+        base | {"precision": "fp32", "ms_per_image": 6.0},
+        base | {"precision": "bf16", "ms_per_image": 3.0},
+        base | {"precision": "bf16+guard", "ms_per_image": 4.0, "rechecked_fraction": 0.06},
+    ]}
+    rows = {row[0]: row[4] for row in engine_rows(result)}
+    assert rows["m openvino bf16 b8"].startswith("2.00× its fp32")
+    assert rows["m openvino bf16+guard b8"] == "1.50× its fp32; 50% of bf16 matmul peak; 6% re-run in fp32"
+    assert "its fp32" not in rows["m openvino fp32 b8"]
+
+
 def test_preprocess_rows_and_whole_table_render() -> None:
     pre = {"model": "m", "sets": {"12 MP": {"images": 6, "exact_ms": 150.0, "fast_ms": 20.0, "speedup": 7.5}},
            "agreement": {"images": 100, "top1_agreement_exact_vs_fast": 1.0}}

@@ -12,14 +12,20 @@ def _ratio(value: float | None, base: float | None) -> str:
 def engine_rows(result: dict) -> list[tuple[str, ...]]:
     rows = []
     torch_ms = {(r["model"], r["batch"]): r["ms_per_image"] for r in result["rows"] if r["engine"] == "torch"}
+    fp32_ms = {(r["model"], r["engine"], r["batch"]): r["ms_per_image"] for r in result["rows"] if r["precision"] == "fp32"}
     for r in result["rows"]:
         base = torch_ms.get((r["model"], r["batch"]))
-        peak = "bf16" if r["precision"] == "bf16" else "fp32"
+        peak = "bf16" if r["precision"].startswith("bf16") else "fp32"
+        notes = [f"{r['fraction_of_peak']:.0%} of {peak} matmul peak"]
+        if r["precision"] != "fp32" and (own := fp32_ms.get((r["model"], r["engine"], r["batch"]))):
+            notes.insert(0, f"{own / r['ms_per_image']:.2f}× its fp32")
+        if "rechecked_fraction" in r:
+            notes.append(f"{r['rechecked_fraction']:.0%} re-run in fp32")
         rows.append((f"{r['model']} {r['engine']} {r['precision']} b{r['batch']}",
                      f"{r['ms_per_image']:.2f} ms ({r['images_per_s']:.0f}/s)",
                      f"torch fp32 {base:.2f} ms" if base else "—",
                      _ratio(base, r["ms_per_image"]),
-                     f"{r['fraction_of_peak']:.0%} of {peak} matmul peak"))
+                     "; ".join(notes)))
     return rows
 
 

@@ -63,7 +63,8 @@ def run_suite(options: SuiteOptions, log: Callable[[str], None] = print) -> dict
         if "engines" in options.parts:
             sources = [bench_source(m, home, scratch) for m in ("efficientnet_lite0", "resnet18")]
             result["engines"] = measure_engines(sources, options.threads, list(options.batches), options.runs,
-                                                calib=[options.photos], log=log)  # not the samples: they are the evaluation set
+                                                # calibrated on the photos, not the samples: they are the evaluation set
+                                                calib=[options.photos], log=log, samples=_jpegs(options.samples))
         if "preprocess" in options.parts:
             source = bench_source("efficientnet_lite0", home, scratch)
             sets = {"typical (~500×375)": _jpegs(options.samples), "12 MP (4000×3000, q90)": large}

@@ -76,8 +76,14 @@ def get_engine_info(name: str) -> EngineInfo:
         ) from None
 
 
-def create_engine(name: str, source: ModelSource, threads: int = 1, precision: str = "fp32", streams: int = 1) -> Engine:
-    """``threads`` per worker; ``streams`` workers will share this engine where the backend can (see ``sibling``)."""
+def create_engine(
+    name: str, source: ModelSource, threads: int = 1, precision: str = "fp32", streams: int = 1, guard: bool = True
+) -> Engine:
+    """``threads`` per worker; ``streams`` workers will share this engine where the backend can (see ``sibling``).
+
+    bf16 comes guarded (near-ties re-run in fp32, ``wanwu.engines.guard``) where the bundle holds a
+    guard calibration for these weights, unless ``guard`` is False.
+    """
     info = get_engine_info(name)
     if precision not in info.precisions:
         others = [e for e, i in ENGINES.items() if precision in i.precisions]
@@ -93,7 +99,17 @@ def create_engine(name: str, source: ModelSource, threads: int = 1, precision: s
             f"engine {name} needs the {info.requires} package: pip install {info.requires} ({err})"
         ) from err
     extra = {"streams": streams} if info.streams and streams > 1 else {}
-    engine: Engine = getattr(module, attr)(source, threads=threads, precision=precision, **extra)
+    factory = getattr(module, attr)
+    engine: Engine = factory(source, threads=threads, precision=precision, **extra)
+    if precision == "bf16" and guard:
+        from wanwu.engines.guard import GuardedEngine, latest_guard
+
+        calibration = latest_guard(source.bundle)
+        if calibration is not None and calibration.margin > 0:
+            exact = factory(source, threads=threads, precision="fp32", **extra)
+            crop = source.spec.preprocessing.crop_size
+            exact.run(np.zeros((1, crop, crop, 3), np.uint8))  # compiled and warm at load
+            engine = GuardedEngine(engine, exact, calibration.margin, calibration.path)
     return engine
 
 
