@@ -118,15 +118,25 @@ def test_precision_unavailable_is_a_clear_error(source, tmp_path: Path, monkeypa
         create_engine("openvino", source, precision="bf16")
 
 
-@pytest.mark.slow
-def test_guarded_bf16_agrees_with_fp32(home: Path, source, labelled, fp32_logits, photos_dir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    """The margin is measured on views of the everyday photos only; the samples are the evaluation set."""
-    from wanwu.engines.guard import GuardedEngine, top_margin
+@pytest.fixture(scope="module")
+def guard_made(home: Path, photos_dir: Path) -> tuple[dict, list[str]]:
+    """``wanwu quantize --precision bf16`` on the everyday photos only (the samples are the evaluation set)."""
+    import contextlib
+    import io
 
     _needs_bf16()
     args = ["--home", str(home), "quantize", MODEL, "--precision", "bf16", "--calib", str(photos_dir), "--threads", "2"]
-    assert main([*args, "--json"]) == 0
-    made = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main([*args, "--json"]) == 0
+    return json.loads(out.getvalue().strip().splitlines()[-1]), args
+
+
+@pytest.mark.slow
+def test_guarded_bf16_agrees_with_fp32(guard_made, home: Path, source, labelled, fp32_logits, capsys) -> None:  # type: ignore[no-untyped-def]
+    from wanwu.engines.guard import GuardedEngine, top_margin
+
+    made, args = guard_made
     assert made["reused"] is False and made["margin"] > 0 and made["top1_agreement"] >= 0.995  # the target, on the views
     engine = create_engine("openvino", source, threads=2, precision="bf16")
     assert isinstance(engine, GuardedEngine) and engine.margin == made["margin"]
@@ -143,6 +153,28 @@ def test_guarded_bf16_agrees_with_fp32(home: Path, source, labelled, fp32_logits
     assert main(["--home", str(home), "models", "--json"]) == 0
     rows = {r["model"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert any(r["precision"] == "bf16" and r["margin"] == made["margin"] for r in rows[MODEL]["reports"])
+
+
+@pytest.mark.slow
+def test_service_serves_guarded_bf16_on_shared_models(guard_made, home: Path, samples_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from tests.service.conftest import wait_ready
+    from wanwu.service.app import create_app
+    from wanwu.service.settings import ServiceSettings
+
+    settings = ServiceSettings(home=home, model=MODEL, engine="openvino", precision="bf16", inference_workers=2,
+                               inference_threads=2, decode_threads=1, cache_size=0)
+    images = sorted(samples_dir.glob("*.JPEG"))[:6]
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client.get, timeout=120)
+        for path in images:
+            answer = client.post("/v1/classify", files={"image": (path.name, path.read_bytes(), "image/jpeg")})
+            assert answer.status_code == 200 and answer.json()["precision"] == "bf16"
+        guard = client.get("/v1/models").json()["active"]["bf16_guard"]
+    assert guard["margin"] == guard_made[0]["margin"]
+    # both workers' engines tally into one count (siblings on the same compiled models), warm-up included
+    assert guard["images"] >= len(images) and 0 <= guard["rechecked_in_fp32"] <= guard["images"]
 
 
 @pytest.mark.slow

@@ -86,6 +86,7 @@ class GuardedEngine:
     def __init__(self, fast: Engine, exact: Engine, margin: float, artifact: Path | None = None) -> None:
         self.fast, self.exact, self.margin, self.artifact = fast, exact, margin, artifact
         self.name, self.precision, self.threads = fast.name, fast.precision, fast.threads
+        self.streams = getattr(fast, "streams", 1)  # workers share both compiled models through ``sibling``
         self._lock = threading.Lock()
         self._counts = {"images": 0, "rechecked": 0}
 
