@@ -67,6 +67,21 @@ class FakeEngine:
         self.gate.set()
         self.fail: Exception | None = None
 
+    def calls_after_warmup(self, max_batch: int = 8, timeout: float = 30.0) -> int:
+        """The number of calls so far, once every warm-up size has run.
+
+        Sizes 1 and ``max_batch`` are warmed before ``/readyz``; the sizes between (up to 16) by the
+        inference thread just after, so a count taken at readiness races with them.
+        """
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not set(range(1, min(max_batch, 16) + 1)) <= set(self.batches):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"warm-up never finished: batches {self.batches}")
+            time.sleep(0.01)
+        return len(self.batches)
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         self.gate.wait(30)
         if self.fail is not None:

@@ -129,7 +129,8 @@ def calibrate_bf16(
         images = np.stack([preprocess_pixels(p.read_bytes(), source.spec.preprocessing) for p, _ in items])
         targets = np.array([t for _, t in items])
         evaluation = guarded_report(run_batched(fp32.run, images), run_batched(bf16.run, images), margin, targets)
-        overlap = sum(sha256_file(p) in set(digests.values()) for p, _ in items)
+        calibrated = set(digests.values())
+        overlap = sum(sha256_file(p) in calibrated for p, _ in items)
         report = {"folder": str(eval_dir), "images_in_calibration_set": overlap, **evaluation}
     else:
         report = {"folder": None, "note": "no --eval folder: measured on the calibration views the margin was chosen on",

@@ -77,7 +77,7 @@ def test_several_images_keep_their_order_and_a_bad_one_fails_alone(client) -> No
 
 
 def test_identical_bytes_come_from_cache_whatever_the_options(client, engine: FakeEngine) -> None:  # type: ignore[no-untyped-def]
-    warmup_calls = len(engine.batches)
+    warmup_calls = engine.calls_after_warmup()
     first = client.post("/v1/classify", files={"image": ("a.jpg", JPEG)}).json()["results"][0]
     second = client.post("/v1/classify?top_k=2&lang=en", files={"image": ("again.jpg", JPEG)}).json()["results"][0]
     assert (first["cached"], second["cached"]) == (False, True)

@@ -35,7 +35,7 @@ def test_concurrent_requests_share_engine_calls(tmp_path: Path) -> None:
     engine = FakeEngine()
     settings = ServiceSettings(home=tmp_path, max_batch=4, max_wait_ms=50, decode_threads=2, cache_size=0)
     with live_server(create_app(settings, classifier=fake_classifier(tmp_path, engine))) as base:
-        warmup = len(engine.batches)
+        warmup = engine.calls_after_warmup(max_batch=4)
         engine.gate.clear()
         images = _distinct_images(12)
 
@@ -131,7 +131,7 @@ def test_redis_cache_is_shared_between_replicas(tmp_path: Path, redis_url: str) 
     settings = ServiceSettings(home=tmp_path, redis_url=redis_url)
     with live_server(create_app(settings, classifier=fake_classifier(tmp_path, first_engine))) as one:
         with live_server(create_app(settings, classifier=fake_classifier(tmp_path, second_engine))) as two:
-            warm = len(second_engine.batches)
+            warm = second_engine.calls_after_warmup()
             a = httpx.post(f"{one}/v1/classify", files={"image": ("a.jpg", JPEG)}, timeout=10).json()["results"][0]
             b = httpx.post(f"{two}/v1/classify?top_k=2", files={"image": ("b.jpg", JPEG)}, timeout=10).json()["results"][0]
             assert (a["cached"], b["cached"]) == (False, True)
