@@ -75,8 +75,10 @@ class FakeEngine:
         """
         import time
 
+        from wanwu.service.state import warm_batch_sizes
+
         deadline = time.monotonic() + timeout
-        while not set(range(1, min(max_batch, 16) + 1)) <= set(self.batches):
+        while not set(warm_batch_sizes(max_batch)) <= set(self.batches):
             if time.monotonic() > deadline:
                 raise AssertionError(f"warm-up never finished: batches {self.batches}")
             time.sleep(0.01)

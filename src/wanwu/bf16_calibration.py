@@ -9,6 +9,7 @@ images fall below the margin than on the views it was chosen on.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from wanwu.quantize import (
     calibration_files,
     calibration_hash,
     choose_subset,
+    labelled_eval_set,
     views_per_image,
     write_atomically,
 )
@@ -34,16 +36,17 @@ RECIPE_VERSION = 1
 DEFAULT_TARGET = 0.995  # top-1 agreement with fp32 on the calibration views
 
 
-def _logits(run, views, batch_size: int = 8) -> np.ndarray:  # type: ignore[no-untyped-def]
-    out, pending = [], []
-    for view in views:
+def _paired_logits(reference_run, fast_run, views, batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    """Both engines' logits over ``views`` in one pass (each pass decodes and crops every view again)."""
+    reference, fast, pending = [], [], []
+    for i, view in enumerate(views, 1):
         pending.append(view)
-        if len(pending) == batch_size:
-            out.append(run(np.stack(pending)))
+        if len(pending) == batch_size or i == len(views):
+            batch = np.stack(pending)
+            reference.append(reference_run(batch))
+            fast.append(fast_run(batch))
             pending = []
-    if pending:
-        out.append(run(np.stack(pending)))
-    return np.concatenate(out)
+    return np.concatenate(reference), np.concatenate(fast)
 
 
 def guarded_report(reference: np.ndarray, fast: np.ndarray, margin: float, targets: np.ndarray | None) -> dict:
@@ -94,7 +97,7 @@ def calibrate_bf16(
     existing = [g for g in bf16_guards(source.bundle) if g.path == folder]
     if existing:
         log(f"reusing {folder} (same weights, calibration images and recipe)")
-        return Bf16Guard(folder, existing[0].margin, existing[0].calibration, existing[0].report, reused=True)
+        return dataclasses.replace(existing[0], reused=True)
 
     # unguarded on both sides: this is what the margin is measured from
     fp32 = OpenVinoEngine(source, threads=threads, precision="fp32")
@@ -102,7 +105,7 @@ def calibrate_bf16(
     views = CalibrationViews(tuple(files), digests, source.spec.preprocessing, recipe["views_per_image"])
     log(f"running {len(views)} views of {len(files)} images in fp32 and bf16")
     started = time.perf_counter()
-    reference, fast = _logits(fp32.run, views), _logits(bf16.run, views)
+    reference, fast = _paired_logits(fp32.run, bf16.run, views)
     margin = choose_margin(reference, fast, target)
     on_views = guarded_report(reference, fast, margin, None)
     log(f"margin {margin:.4f}: {on_views['rechecked_fraction']:.1%} of the views re-run in fp32")
@@ -121,17 +124,8 @@ def calibrate_bf16(
         "created": time.time(),
     }
     if eval_dir is not None:
-        from wanwu.evaluate import labelled_images
-        from wanwu.labels import get_labels
-        from wanwu.preprocess import preprocess_pixels
-
-        items = labelled_images(eval_dir, get_labels(source.spec.labels))
-        images = np.stack([preprocess_pixels(p.read_bytes(), source.spec.preprocessing) for p, _ in items])
-        targets = np.array([t for _, t in items])
-        evaluation = guarded_report(run_batched(fp32.run, images), run_batched(bf16.run, images), margin, targets)
-        calibrated = set(digests.values())
-        overlap = sum(sha256_file(p) in calibrated for p, _ in items)
-        report = {"folder": str(eval_dir), "images_in_calibration_set": overlap, **evaluation}
+        images, targets, header = labelled_eval_set(source, eval_dir, set(digests.values()))
+        report = {**header, **guarded_report(run_batched(fp32.run, images), run_batched(bf16.run, images), margin, targets)}
     else:
         report = {"folder": None, "note": "no --eval folder: measured on the calibration views the margin was chosen on",
                   **on_views}

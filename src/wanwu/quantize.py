@@ -25,7 +25,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -260,25 +260,31 @@ def write_atomically(folder: Path, write) -> None:  # type: ignore[no-untyped-de
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def labelled_eval_set(source: ModelSource, eval_dir: Path, calib_digests: set[str]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``eval_dir``'s labelled images (``<wnid>_*.JPEG``) as pixels, their class indices, and the report's header
+    (the folder and how many of its images were also calibrated on)."""
+    from wanwu.evaluate import labelled_images
+    from wanwu.labels import get_labels
+    from wanwu.preprocess import preprocess_pixels
+
+    items = labelled_images(eval_dir, get_labels(source.spec.labels))
+    images = np.stack([preprocess_pixels(p.read_bytes(), source.spec.preprocessing) for p, _ in items])
+    targets = np.array([t for _, t in items])
+    overlap = sum(sha256_file(p) in calib_digests for p, _ in items)
+    return images, targets, {"folder": str(eval_dir), "images_in_calibration_set": overlap}
+
+
 def accuracy_report(
     source: ModelSource, artifact: Path, eval_dir: Path | None, calib_digests: set[str], views: CalibrationViews, threads: int
 ) -> dict:
     """fp32 vs int8 on ``eval_dir`` (labelled ``<wnid>_*.JPEG``) or, without one, on a sample of the calibration views."""
     from wanwu.accuracy import compare, run_batched
     from wanwu.engines.openvino_engine import OpenVinoEngine
-    from wanwu.labels import get_labels
-    from wanwu.preprocess import preprocess_pixels
 
     fp32 = OpenVinoEngine(source, threads=threads)
     int8 = OpenVinoEngine(source, threads=threads, precision="int8", int8_model=artifact / ENGINE_FILES["openvino"][0])
     if eval_dir is not None:
-        from wanwu.evaluate import labelled_images
-
-        items = labelled_images(eval_dir, get_labels(source.spec.labels))
-        images = np.stack([preprocess_pixels(p.read_bytes(), source.spec.preprocessing) for p, _ in items])
-        targets = np.array([t for _, t in items])
-        overlap = sum(sha256_file(p) in calib_digests for p, _ in items)
-        report = {"folder": str(eval_dir), "images_in_calibration_set": overlap}
+        images, targets, report = labelled_eval_set(source, eval_dir, calib_digests)
     else:
         images, targets = np.stack(views.sample(VALIDATION_VIEWS)), None  # made only here: each pass decodes every view
         report = {"folder": None, "note": "no --eval folder: agreement measured on calibration views themselves"}
@@ -318,7 +324,7 @@ def quantize(
     existing = [a for a in int8_artifacts(source.bundle, engine) if a.path == folder]
     if existing:
         log(f"reusing {folder} (same weights, calibration images and recipe)")
-        return Int8Artifact(folder, existing[0].calibration, existing[0].report, reused=True)
+        return replace(existing[0], reused=True)
 
     views = CalibrationViews(tuple(files), digests, source.spec.preprocessing, recipe["views_per_image"])
     log(f"calibrating on {len(files)} images ({len(views)} views: each image, its mirror image and random crops)"

@@ -36,6 +36,11 @@ def load_classifier(settings: ServiceSettings) -> Classifier:
     )
 
 
+def warm_batch_sizes(max_batch: int) -> list[int]:
+    """Every batch size the service warms: 1 to ``max_batch``, at most 16 (larger ones are rare; each costs memory)."""
+    return sorted({1, max_batch, *range(2, min(max_batch, 16) + 1)})
+
+
 class ServiceState:
     def __init__(self, settings: ServiceSettings, classifier: Classifier | None = None) -> None:
         self.settings = settings
@@ -71,7 +76,7 @@ class ServiceState:
         # the maximum are warmed before /readyz; the others (up to 16) by each inference thread just
         # after, before it takes requests (ResNet-18 fp32: ~0.5 s, which would otherwise delay readiness).
         first = sorted({1, s.max_batch})
-        after = [pixels(n) for n in range(2, min(s.max_batch, 16) + 1) if n not in first]
+        after = [pixels(n) for n in warm_batch_sizes(s.max_batch) if n not in first]
         batcher = MicroBatcher(
             runners, s.max_batch, s.max_wait_ms / 1000, s.max_queue, self.metrics.observe_batch, warm_batches=after
         )
