@@ -16,7 +16,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wanwu import __version__
 from wanwu.classifier import Classifier
-from wanwu.engines.guard import GuardedEngine
 from wanwu.errors import WanwuError
 from wanwu.service import page
 from wanwu.service.errors import (
@@ -123,10 +122,7 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
             "active": None if active is None else {
                 "model": active.model_name,
                 "weights_sha256": active.weights_sha256,
-                "engine": active.engine.name,
-                "precision": active.engine.precision,
-                "threads": active.engine.threads,
-                **_guard_info(active.engine),
+                **active.engine.describe(),
             },
             "models": [
                 {"name": s.name, "description": s.description, "top1": s.accuracy.top1, "top5": s.accuracy.top5}
@@ -168,13 +164,6 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
             error = error_body(err)["error"]
             return HTMLResponse(page.render_page(model=model, error=error, lang=lang), status_code=status_of(err))
         return HTMLResponse(page.render_page(model=model, results=results, lang=lang))
-
-
-def _guard_info(engine) -> dict:  # type: ignore[no-untyped-def]
-    if not isinstance(engine, GuardedEngine):
-        return {}
-    images, rechecked = engine.counts()
-    return {"bf16_guard": {"margin": engine.margin, "images": images, "rechecked_in_fp32": rechecked}}
 
 
 def _page_lang(request: Request) -> str:
