@@ -10,7 +10,6 @@ images fall below the margin than on the views it was chosen on. The result is s
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ from wanwu.engines import Engine, create_engine
 from wanwu.precision.calibration import CalibrationSet, Log, calibration_set, quiet
 from wanwu.precision.compare import compare, run_batched
 from wanwu.precision.guard import choose_margin, top_margin
-from wanwu.precision.store import find_artifacts, newest, write_atomically, write_json
+from wanwu.precision.store import find_artifacts, newest, reuse, write_atomically, write_json
 from wanwu.precision.views import DEFAULT_SUBSET, CalibrationViews, labelled_eval_set, views_per_image
 
 GUARD_PREFIX = "bf16-guard-"
@@ -116,10 +115,8 @@ def calibrate_bf16(
     calib = calibration_set(calib_dirs, subset)
     recipe = _recipe(calib, target)
     calib_hash, folder = calib.artifact_folder(source.bundle, GUARD_PREFIX, recipe)
-    existing = [g for g in bf16_guards(source.bundle) if g.path == folder]
-    if existing:
-        log(f"reusing {folder} (same weights, calibration images and recipe)")
-        return dataclasses.replace(existing[0], reused=True)
+    if (existing := reuse(bf16_guards(source.bundle), folder, log)) is not None:
+        return existing
 
     # unguarded on both sides: this is what the margin is measured from
     fp32 = create_engine("openvino", source, threads=threads, precision="fp32")

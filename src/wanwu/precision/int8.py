@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from wanwu.engines import Engine, create_engine
 from wanwu.errors import EngineUnavailableError, WanwuError
 from wanwu.precision.calibration import Log, calibration_set, quiet
 from wanwu.precision.compare import compare, run_batched
-from wanwu.precision.store import Artifact, find_artifacts, write_atomically, write_json
+from wanwu.precision.store import Artifact, find_artifacts, reuse, write_atomically, write_json
 from wanwu.precision.views import DEFAULT_SUBSET, VALIDATION_VIEWS, CalibrationViews, labelled_eval_set, views_per_image
 
 INT8_PREFIX = "int8-"
@@ -146,6 +145,28 @@ def accuracy_report(
     return report
 
 
+def _run_nncf(source: ModelSource, views: CalibrationViews, recipe: dict, threads: int):  # type: ignore[no-untyped-def]
+    """The quantized model and the seconds it took."""
+    reference = create_engine("openvino", source, threads=threads) if recipe["accuracy_control"] else None
+    started = time.perf_counter()
+    try:
+        model = _quantize_openvino(source, views, tuple(recipe["keep_fp32"]), reference)
+    except (RuntimeError, ValueError) as err:
+        raise QuantizationError(f"NNCF could not quantize {source.spec.name}: {err}") from err
+    return model, round(time.perf_counter() - started, 1)
+
+
+def _recipe(source: ModelSource, engine: str, images: int, augment: bool, accuracy_control: bool) -> dict:
+    return {
+        "version": RECIPE_VERSION,
+        "engine": engine,
+        "augment": augment,
+        "views_per_image": views_per_image(images, augment),
+        "accuracy_control": accuracy_control,
+        "keep_fp32": list(KEEP_FP32.get(source.spec.name, ())),
+    }
+
+
 def quantize(
     source: ModelSource,
     calib_dirs: Sequence[Path],
@@ -160,43 +181,27 @@ def quantize(
     if engine not in ENGINE_FILES:
         raise EngineUnavailableError(f"INT8 quantization is implemented for {', '.join(ENGINE_FILES)}, not {engine}")
     calib = calibration_set(calib_dirs, subset)
-    keep_fp32 = KEEP_FP32.get(source.spec.name, ())
-    recipe = {
-        "version": RECIPE_VERSION,
-        "engine": engine,
-        "augment": augment,
-        "views_per_image": views_per_image(len(calib.files), augment),
-        "accuracy_control": accuracy_control,
-        "keep_fp32": list(keep_fp32),
-    }
+    recipe = _recipe(source, engine, len(calib.files), augment, accuracy_control)
     calib_hash, folder = calib.artifact_folder(source.bundle, INT8_PREFIX, recipe)
-    existing = [a for a in int8_artifacts(source.bundle, engine) if a.path == folder]
-    if existing:
-        log(f"reusing {folder} (same weights, calibration images and recipe)")
-        return replace(existing[0], reused=True)
+    if (existing := reuse(int8_artifacts(source.bundle, engine), folder, log)) is not None:
+        return existing
 
     views = calib.views(source, recipe["views_per_image"])
     log(f"calibrating on {len(calib.files)} images ({len(views)} views: each image, its mirror image and random crops)"
         if augment else f"calibrating on {len(calib.files)} images")
-    nncf = _nncf()
     import openvino as ov
 
-    started = time.perf_counter()
-    reference = create_engine("openvino", source, threads=threads) if accuracy_control else None
-    try:
-        model = _quantize_openvino(source, views, keep_fp32, reference)
-    except (RuntimeError, ValueError) as err:
-        raise QuantizationError(f"NNCF could not quantize {source.spec.name}: {err}") from err
+    model, seconds = _run_nncf(source, views, recipe, threads)
     calibration = {
         **calib.describe(source, calib_hash, calib_dirs),
         "engine": engine,
         "views": len(views),
         "recipe": {
             **recipe,
-            "tool": f"nncf {nncf.__version__}, openvino {ov.get_version().split('-')[0]}",
+            "tool": f"nncf {_nncf().__version__}, openvino {ov.get_version().split('-')[0]}",
             "preset": "performance (symmetric int8 weights per channel, int8 activations per tensor)",
         },
-        "quantize_seconds": round(time.perf_counter() - started, 1),
+        "quantize_seconds": seconds,
         "created": time.time(),
     }
 
@@ -204,12 +209,10 @@ def quantize(
         model_file = tmp / ENGINE_FILES["openvino"][0]
         ov.save_model(model, model_file, compress_to_fp16=False)
         log("measuring agreement with fp32")
-        report = {
-            "model": source.spec.name, "weights_sha256": source.weights_sha256, "engine": engine, "precision": "int8",
-            "calib_hash": calib_hash, "calibration_images": len(calib.files),
-            **accuracy_report(source, model_file, eval_dir, set(calib.digests.values()), views, threads),
-        }
-        write_json(tmp, calibration, report)
+        report = accuracy_report(source, model_file, eval_dir, set(calib.digests.values()), views, threads)
+        header = {"model": source.spec.name, "weights_sha256": source.weights_sha256, "engine": engine, "precision": "int8",
+                  "calib_hash": calib_hash, "calibration_images": len(calib.files)}
+        write_json(tmp, calibration, {**header, **report})
 
     write_atomically(folder, write)
     return next(a for a in int8_artifacts(source.bundle, engine) if a.path == folder)

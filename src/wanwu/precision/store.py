@@ -8,6 +8,7 @@ artifact that a later load would pick up.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -45,6 +46,15 @@ def find_artifacts(bundle: Path, prefix: str, required: tuple[str, ...] = ()) ->
         if isinstance(calibration, dict) and all((folder / name).is_file() for name in required):
             found.append(Artifact(folder, calibration, report))
     return sorted(found, key=lambda a: (a.calibration.get("created", 0), a.path.name))
+
+
+def reuse(candidates: list, folder: Path, log: Callable[[str], None]):  # type: ignore[no-untyped-def]
+    """The artifact already at ``folder`` (same weights, images and recipe), marked reused, or None."""
+    for artifact in candidates:
+        if artifact.path == folder:
+            log(f"reusing {folder} (same weights, calibration images and recipe)")
+            return dataclasses.replace(artifact, reused=True)
+    return None
 
 
 def newest(artifacts: list[Artifact]) -> Artifact | None:

@@ -57,7 +57,9 @@ def create_app(settings: ServiceSettings | None = None, classifier: Classifier |
         )
     static = resources.files("wanwu.service") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    _add_routes(app, state)
+    _add_api_routes(app, state)
+    _add_ops_routes(app, state)
+    _add_page_routes(app, state)
     return app
 
 
@@ -96,7 +98,7 @@ async def _classify_all(state: ServiceState, uploads: list[Upload], options: Cla
     return list(await asyncio.gather(*(one(u) for u in uploads)))
 
 
-def _add_routes(app: FastAPI, state: ServiceState) -> None:
+def _add_api_routes(app: FastAPI, state: ServiceState) -> None:
     @app.post("/v1/classify", dependencies=[Depends(_require_api_key)], tags=["classify"])
     async def classify(request: Request) -> JSONResponse:
         """Classify one or more images: multipart field ``image`` or JSON ``{"images": [base64, ...]}``."""
@@ -130,6 +132,8 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
             ],
         }
 
+
+def _add_ops_routes(app: FastAPI, state: ServiceState) -> None:
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict:
         return {"status": "alive", "uptime_s": round(time.monotonic() - state.started, 1)}
@@ -146,6 +150,8 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
             state.metrics.queue_depth.set(state.pipeline.batcher.queue_depth)
         return Response(state.metrics.render(), media_type=state.metrics.content_type)
 
+
+def _add_page_routes(app: FastAPI, state: ServiceState) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index(request: Request) -> HTMLResponse:
         model = state.classifier and state.classifier.model_name
