@@ -10,6 +10,7 @@ from pathlib import Path
 
 from wanwu.cli_options import LANGS, add_model_options
 from wanwu.errors import WanwuError
+from wanwu.train_cli import add_models_actions, add_train_parser
 
 
 def _add_precision_parsers(sub) -> None:  # type: ignore[no-untyped-def]
@@ -76,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="one JSON object per image")
     add_model_options(predict)
 
-    models = sub.add_parser("models", help="list models, their weights and accuracy")
+    models = sub.add_parser("models", help="list models (ImageNet and trained versions); rm, export or import a trained one")
     models.add_argument("--json", action="store_true")
+    add_models_actions(models)
 
     fetch = sub.add_parser("fetch", help="download and verify a model's official weights")
     fetch.add_argument("model")
@@ -95,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(export, ("weights", "engine"), repeatable=("engine",))
 
     _add_precision_parsers(sub)
+    add_train_parser(sub)
 
     from wanwu.service.cli import add_serve_parser
 
@@ -106,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from wanwu import commands
 
-    handler = getattr(commands, f"cmd_{args.command}")
+    handler = getattr(args, "handler", None) or getattr(commands, f"cmd_{args.command}")
     try:
         return int(handler(args) or 0)
     except WanwuError as err:

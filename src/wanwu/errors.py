@@ -56,3 +56,19 @@ class TooManyPixelsError(ImageError):
 
 class CorruptImageError(ImageError):
     code = "corrupt_image"
+
+
+class DatasetError(WanwuError):
+    """A training or evaluation folder that cannot be used as it is; the message names the folder."""
+
+    code = "bad_dataset"
+
+
+class InvalidNameError(WanwuError):
+    code = "invalid_name"
+
+
+class ArchiveError(WanwuError):
+    """A model archive that is not one, or whose files do not match its SHA-256 manifest."""
+
+    code = "bad_archive"
