@@ -15,6 +15,7 @@ import numpy as np
 
 from wanwu.artifacts import ModelSource, has_weights_or_bundle, open_source
 from wanwu.engines import Engine, default_engine
+from wanwu.errors import WeightsError
 from wanwu.models.registry import ModelSpec, get_model_spec
 from wanwu.precision import open_engine
 from wanwu.preprocess import ImageLimits, crop_pixels, preprocess_pixels, to_rgb
@@ -44,6 +45,8 @@ def open_model(model: str | None, home: Path | None = None, weights: Path | None
     ``NAME@V`` (or ``NAME``, its newest version) is a model trained with ``wanwu train``."""
     home = home or wanwu_home()
     if is_trained_ref(model, home):
+        if weights is not None:
+            raise WeightsError(f"--weights is for ImageNet models; {model} carries its own (its base's and its head's)")
         return open_trained(model, home)  # type: ignore[arg-type]
     return open_source(get_model_spec(model or default_model_name(home)), home, weights)
 

@@ -53,6 +53,9 @@ def add_train_parser(sub) -> None:  # type: ignore[no-untyped-def]
     train.add_argument("--crop", choices=("full", "center"), default="full",
                        help="full: the whole shorter side (default); center: the base model's ImageNet crop")
     train.add_argument("--l2", type=float, default=0.03, help="L2 penalty of the head (default 0.03)")
+    train.add_argument("--no-refit", dest="refit", action="store_false",
+                       help="store the head fitted on the training images only (default: measure it on the "
+                       "validation images, then fit the stored head on both)")
     add_model_options(train, ("engine", "threads"))
     train.add_argument("--json", action="store_true", help="print the version's summary as JSON")
     train.set_defaults(handler=cmd_train)
@@ -100,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = TrainOptions(
         data=args.data, name=args.name, base=args.base, val=args.val, val_split=args.val_split, seed=args.seed,
         labels=args.labels, augment=args.augment, crop=args.crop, mode=args.mode, epochs=args.epochs, l2=args.l2,
-        engine=args.engine, threads=args.threads, command=("wanwu", *sys.argv[1:]),
+        refit=args.refit, engine=args.engine, threads=args.threads, command=("wanwu", *sys.argv[1:]),
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=_err(), transient=False) as progress:
@@ -117,7 +120,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     score = "no validation images" if not metrics else (
         f"validation top-1 {metrics['top1']:.1%}" + (f", top-5 {metrics['top5']:.1%}" if metrics["top5"] is not None else "")
         + f" on {metrics['images']} images")
-    print(f"{version.ref}: {len(m['classes'])} classes from {m['data']['train_images']} images on {m['base']['model']}; {score}")
+    used = m["data"]["train_images"] + (m["data"]["val_images"] if m["head"]["fitted_on"] == "train+val" else 0)
+    print(f"{version.ref}: {len(m['classes'])} classes from {used} images on {m['base']['model']}; {score}")
     if m.get("unknown"):
         u = m["unknown"]
         print(f"unknown below {u['threshold']:.3f} ({u['rule']}; it flags {_pct(u['wrong_flagged'])} of the wrong ones)")

@@ -74,6 +74,7 @@ def test_the_version_holds_everything_it_needs(trained: dict, home: Path, data: 
     assert m["images"] == trained["data"]["val_images"] > 0 and m["top1"] >= 0.8 and m["top5"] is None
     assert len(m["confusion"]) == 3 and len(m["per_class"]) == 3
     assert 0 < trained["unknown"]["threshold"] < 1
+    assert trained["head"]["fitted_on"] == "train+val" and trained["head"]["transform"] == "signed_sqrt"
     rows = (path / "images.tsv").read_text().splitlines()
     assert rows[0] == "split\tclass\tsha256\tpath" and len(rows) == 1 + trained["data"]["train_images"] + m["images"]
 

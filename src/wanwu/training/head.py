@@ -67,12 +67,24 @@ def _objective(z: np.ndarray, y: np.ndarray, classes: int, sample_w: np.ndarray,
 
 
 def fit(x: np.ndarray, y: np.ndarray, classes: int, config: HeadConfig | None = None) -> Head:
-    """``x`` (N, D) raw embeddings, ``y`` (N,) class indices in ``range(classes)`` -> the head."""
+    """``x`` (N, D) raw embeddings, ``y`` (N,) class indices in ``range(classes)`` -> the head.
+
+    BLAS runs on one thread here: the products are small (N × D × classes), and OpenBLAS's spinning
+    threads on a busy 2-core machine made a 1,000-image fit take 54 s instead of 0.7 s (measured).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # only a speed-up; the fit is the same without it
+        return _fit(x, y, classes, config or HeadConfig())
+    with threadpool_limits(1, user_api="blas"):
+        return _fit(x, y, classes, config or HeadConfig())
+
+
+def _fit(x: np.ndarray, y: np.ndarray, classes: int, config: HeadConfig) -> Head:
     try:
         from scipy.optimize import minimize
     except ImportError as err:
         raise WanwuError("training needs SciPy (its L-BFGS solver): pip install 'wanwu[train]'") from err
-    config = config or HeadConfig()
     x = signed_sqrt(x)
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
     z = ((x - mean) / std).astype(np.float32)

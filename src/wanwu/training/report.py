@@ -40,6 +40,8 @@ def _summary(m: dict) -> str:
                    f"{m['data']['val_images']} validation ({m['data']['validation']})"),
         ("embeddings", f"{ex['extracted']} extracted, {ex['cached']} from the cache"
                        + (f", {ex['images_per_s']} images/s on {ex['engine']}" if ex.get("images_per_s") else "")),
+        ("stored head", "fitted on training + validation images, after the validation below (a held-out estimate)"
+         if m["head"]["fitted_on"] == "train+val" else "fitted on the training images (the validation below is its own)"),
         ("validation top-1", _pct(metrics.get("top1"))),
         ("validation top-5", _pct(metrics.get("top5")) if metrics.get("top5") is not None else "— (5 classes or fewer)"),
         ("unknown below", "— (no validation images)" if not unknown else

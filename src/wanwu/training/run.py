@@ -27,6 +27,7 @@ class TrainOptions:
     mode: str = "head"
     epochs: int | None = None  # head: most L-BFGS iterations (each a full pass over the embeddings)
     l2: float = HeadConfig.l2
+    refit: bool = True  # after validating, fit the stored head on training + validation images
     engine: str | None = None
     threads: int | None = None
     command: tuple[str, ...] = ()
@@ -47,3 +48,4 @@ class Run:
     val_logits: np.ndarray | None = None
     metrics: dict | None = None
     unknown: dict | None = None
+    refitted: bool = False  # the stored head was fitted on training + validation images

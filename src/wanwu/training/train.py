@@ -69,7 +69,8 @@ def _embed(run: Run, home: Path, reporter: Reporter) -> EmbeddingCache:
     started = time.perf_counter()
     threads = run.options.threads or os.cpu_count() or 1
     cache = EmbeddingCache(cache_folder(home, run.base, run.preprocessing))
-    jobs = [Job(s.path, s.sha256, run.views) for s in run.data.train] + [Job(s.path, s.sha256, ("center",)) for s in run.data.val]
+    val_views = run.views if run.options.refit else ("center",)  # a refit trains on the validation images too
+    jobs = [Job(s.path, s.sha256, run.views) for s in run.data.train] + [Job(s.path, s.sha256, val_views) for s in run.data.val]
     todo = sum(1 for j in jobs if j.sha256 not in cache.failures and any(cache.get(j.sha256, v) is None for v in j.views))
     engine_name = run.options.engine or default_engine()
     run.extraction = {"images": len(jobs), "cached": len(jobs) - todo, "views": list(run.views), "engine": engine_name}
@@ -96,17 +97,26 @@ def _matrix(samples: list[Sample], views: tuple[str, ...], cache: EmbeddingCache
 
 
 def _fit(run: Run, cache: EmbeddingCache, reporter: Reporter) -> None:
+    """Fit on the training images and measure on the validation ones; then (``refit``) fit the stored head on
+    both, so every labelled photo teaches the model and the metrics stay a held-out estimate."""
     started = time.perf_counter()
     x, y = _matrix(run.data.train, run.views, cache)
     reporter.stage(f"training the head on {len(x)} embeddings ({len(run.data.train)} images × {len(run.views)} views)")
     config = HeadConfig(l2=run.options.l2, max_iter=run.options.epochs or HeadConfig.max_iter)
-    run.head = fit(x, y, len(run.data.folder.classes), config)
-    run.timings["head"] = time.perf_counter() - started
+    classes = len(run.data.folder.classes)
+    run.head = fit(x, y, classes, config)
     if run.data.val:
         xv, yv = _matrix(run.data.val, ("center",), cache)
         run.val_logits = run.head.logits(xv)
         run.metrics = metrics(run.val_logits, yv, run.data.names)
         run.unknown = unknown_threshold(run.val_logits, yv)
+        if run.options.refit:
+            both = len(run.data.train) + len(run.data.val)
+            reporter.stage(f"training the stored head on training + validation images ({both})")
+            x, y = _matrix(run.data.train + run.data.val, run.views, cache)
+            run.head = fit(x, y, classes, config)
+            run.refitted = True
+    run.timings["head"] = time.perf_counter() - started
 
 
 def train(options: TrainOptions, home: Path, reporter: Reporter | None = None) -> tuple[Version, Run]:

@@ -81,6 +81,7 @@ def manifest(run: Run, files: dict[str, str]) -> dict:
             "file": HEAD_FILE, "sha256": files[HEAD_FILE], "kind": "multinomial logistic regression (L-BFGS)",
             "transform": TRANSFORM, "l2": o.l2, "balanced_classes": True, "iterations": head.iterations,
             "final_loss": head.final_loss, "embedding_size": int(head.weight.shape[1]), "seed": o.seed,
+            "fitted_on": "train+val" if run.refitted else "train",
         },
         "classes": [
             {"index": i, "folder": c.folder, "label": c.english, "label_zh": c.chinese,
