@@ -58,6 +58,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--base", default="efficientnet_lite0")
     ap.add_argument("--val-split", default="0.2")
+    ap.add_argument("--augment", default="auto", choices=("auto", "none", "flip", "all"))
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args()
     if not fashion.available():
@@ -72,8 +73,8 @@ def main() -> int:
     fashion.write_imagefolder(test, test_images, test_labels, fashion.pick(test_labels, None))
     print(f"wrote {len(picked)} training and 10,000 test PNGs in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     export_s, _ = wanwu(home, "export", args.base, "--engine", "openvino")
-    extra = ["--base", args.base, "--val-split", args.val_split]
-    out: dict = {"threads": args.threads, "base": args.base, "cpu": _cpu(), "base_export_s": round(export_s, 1), "runs": {}}
+    extra = ["--base", args.base, "--val-split", args.val_split, "--augment", args.augment]
+    out: dict = {"threads": args.threads, "base": args.base, "augment": args.augment, "load_average_before": os.getloadavg(), "cpu": _cpu(), "base_export_s": round(export_s, 1), "runs": {}}
     out["runs"]["subset"] = run = train_and_eval(home, data, test, "fashion", args.threads, extra)
     _print(f"{len(picked)} images", run)
     more = fashion.pick(labels, 1, seed=1, skip=args.per_class)  # 10 images not in the subset
@@ -88,6 +89,7 @@ def main() -> int:
         out["runs"]["full"] = run = train_and_eval(home, full, test, "fashion-full", args.threads, extra)
         _print("60,000 images", run)
     out["anchors"] = ANCHORS
+    out["load_average_after"] = os.getloadavg()
     if args.json_out:
         args.json_out.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(out, ensure_ascii=False))

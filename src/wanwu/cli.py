@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by `train` as the command that made a version
     from wanwu import commands
 
     handler = getattr(args, "handler", None) or getattr(commands, f"cmd_{args.command}")

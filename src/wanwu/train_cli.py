@@ -85,7 +85,8 @@ class _Bar:
         self.task = self.progress.add_task(name, total=total or 1)  # a step without a count shows as one
 
     def finish(self) -> None:
-        self.stage("done")
+        if self.task is not None:
+            self.progress.update(self.task, completed=self.progress.tasks[self.task].total)
 
     def advance(self, n: int = 1) -> None:
         if self.task is not None:
@@ -103,7 +104,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = TrainOptions(
         data=args.data, name=args.name, base=args.base, val=args.val, val_split=args.val_split, seed=args.seed,
         labels=args.labels, augment=args.augment, crop=args.crop, mode=args.mode, epochs=args.epochs, l2=args.l2,
-        refit=args.refit, engine=args.engine, threads=args.threads, command=("wanwu", *sys.argv[1:]),
+        refit=args.refit, engine=args.engine, threads=args.threads, command=("wanwu", *getattr(args, "argv", sys.argv[1:])),
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=_err(), transient=False) as progress:

@@ -63,7 +63,7 @@ def test_the_version_holds_everything_it_needs(trained: dict, home: Path, data: 
     assert [c["folder"] for c in trained["classes"]] == sorted(SHAPES)
     assert [(c["label"], c["label_zh"]) for c in trained["classes"]] == [
         ("blue square", "蓝色方块"), ("green triangle", "绿色三角"), ("红色圆形", "红色圆形")]
-    assert trained["command"][:2] == ["wanwu", "train"] or trained["command"][0] == "wanwu"
+    assert trained["command"][:3] == ["wanwu", "--home", str(home)] and trained["command"][3:5] == ["train", str(data)]
     assert trained["preprocessing"]["crop"] == "full" and trained["preprocessing"]["resize_size"] == 224
     assert trained["data"]["views"] == ["center", "flip", "zoom", "zoom-flip"]  # a small set: augmented
     skipped = {Path(s["path"]).name for s in trained["data"]["skipped"]}
@@ -102,7 +102,9 @@ def test_every_engine_runs_the_trained_model_like_features_plus_head(trained: di
         logits[engine] = classifier.logits(pixels)
     source = open_model("shapes@1", home)
     weight, bias = source.head()  # type: ignore[attr-defined]
-    features = create_engine("onnxruntime", feature_source(open_model("efficientnet_lite0", home)), threads=2).run(pixels)
+    features_source = feature_source(open_model("efficientnet_lite0", home))
+    features = create_engine("onnxruntime", features_source, threads=2).run(pixels)
+    np.testing.assert_allclose(create_engine("torch", features_source, threads=2).run(pixels), features, atol=1e-3)
     expected = Head(weight, bias, 0, 0.0).logits(features)
     for engine, out in logits.items():
         np.testing.assert_allclose(out, expected, atol=1e-3, err_msg=engine)

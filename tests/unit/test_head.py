@@ -81,3 +81,11 @@ def test_the_unknown_threshold_keeps_most_correct_answers_and_flags_unsure_wrong
     assert u["correct_kept"] == pytest.approx(0.95, abs=0.01)
     assert u["wrong_flagged"] > 0.9  # the unsure answers sit below the confident correct ones
     assert unknown_threshold(np.eye(3)[[1, 2, 0]], np.array([0, 1, 2])) is None  # nothing right: no threshold
+
+
+def test_a_warm_start_reaches_the_same_head_in_fewer_iterations() -> None:
+    x, y = _blobs(300, 3)
+    first = fit(x[:200], y[:200], 3)
+    cold, warm = fit(x, y, 3), fit(x, y, 3, init=first)
+    assert warm.iterations < cold.iterations
+    np.testing.assert_allclose(warm.logits(x), cold.logits(x), atol=0.05)

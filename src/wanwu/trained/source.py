@@ -23,14 +23,29 @@ HEAD_FILE = "head.npz"
 FEATURES_DIR = "features"
 
 
+@dataclass(frozen=True)
+class FeatureSource(ModelSource):
+    """The base without its classifier layer (``images -> (N, D)`` embeddings); see ``feature_source``."""
+
+    def torch_model(self):  # type: ignore[no-untyped-def]
+        import torch
+
+        model = super().torch_model()
+        name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+        parent = model.get_submodule(name.rpartition(".")[0])
+        setattr(parent, name.rpartition(".")[2], torch.nn.Identity())
+        return model
+
+
 def feature_source(base: ModelSource) -> ModelSource:
-    """The base without its classifier layer (``images -> (N, D)`` embeddings), exported once into its bundle."""
+    """The base's embeddings model: its ONNX export cut before the last layer, made once in its bundle
+    (``features/model.onnx``); the torch engine drops the last ``Linear`` instead."""
     bundle = base.bundle / FEATURES_DIR
     if not (bundle / ONNX_FILE).is_file():
         from wanwu.trained import graph
 
         graph.save_model(graph.features_model(graph.load_model(base.onnx_path())), bundle / ONNX_FILE)
-    return ModelSource(base.spec, base.weights_sha256, bundle)
+    return FeatureSource(base.spec, base.weights_sha256, bundle, base.weights)
 
 
 def preprocessing_from(data: dict) -> Preprocessing:

@@ -66,8 +66,9 @@ def _objective(z: np.ndarray, y: np.ndarray, classes: int, sample_w: np.ndarray,
     return loss_and_grad
 
 
-def fit(x: np.ndarray, y: np.ndarray, classes: int, config: HeadConfig | None = None) -> Head:
-    """``x`` (N, D) raw embeddings, ``y`` (N,) class indices in ``range(classes)`` -> the head.
+def fit(x: np.ndarray, y: np.ndarray, classes: int, config: HeadConfig | None = None, init: Head | None = None) -> Head:
+    """``x`` (N, D) raw embeddings, ``y`` (N,) class indices in ``range(classes)`` -> the head; ``init``: a head
+    to start from (a refit on more images converges in fewer iterations from the first fit).
 
     BLAS runs on one thread here: the products are small (N × D × classes), and OpenBLAS's spinning
     threads on a busy 2-core machine made a 1,000-image fit take 54 s instead of 0.7 s (measured).
@@ -75,12 +76,12 @@ def fit(x: np.ndarray, y: np.ndarray, classes: int, config: HeadConfig | None = 
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # only a speed-up; the fit is the same without it
-        return _fit(x, y, classes, config or HeadConfig())
+        return _fit(x, y, classes, config or HeadConfig(), init)
     with threadpool_limits(1, user_api="blas"):
-        return _fit(x, y, classes, config or HeadConfig())
+        return _fit(x, y, classes, config or HeadConfig(), init)
 
 
-def _fit(x: np.ndarray, y: np.ndarray, classes: int, config: HeadConfig) -> Head:
+def _fit(x: np.ndarray, y: np.ndarray, classes: int, config: HeadConfig, init: Head | None) -> Head:
     try:
         from scipy.optimize import minimize
     except ImportError as err:
@@ -90,8 +91,10 @@ def _fit(x: np.ndarray, y: np.ndarray, classes: int, config: HeadConfig) -> Head
     z = ((x - mean) / std).astype(np.float32)
     d = z.shape[1]
     objective = _objective(z, y, classes, class_weights(y, classes, config.balance), config.l2)
-    result = minimize(objective, np.zeros(classes * d + classes), jac=True, method="L-BFGS-B",
-                      options={"maxiter": config.max_iter})
+    start = np.zeros(classes * d + classes)
+    if init is not None:  # the same layer in this fit's standardised coordinates
+        start = np.concatenate([(init.weight * std).ravel(), init.bias + init.weight @ mean]).astype(np.float64)
+    result = minimize(objective, start, jac=True, method="L-BFGS-B", options={"maxiter": config.max_iter})
     w = result.x[: classes * d].reshape(classes, d) / std  # fold the standardisation into the layer
     b = result.x[classes * d :] - w @ mean
     return Head(w.astype(np.float32), b.astype(np.float32), int(result.nit), float(result.fun))

@@ -114,7 +114,7 @@ def _fit(run: Run, cache: EmbeddingCache, reporter: Reporter) -> None:
             both = len(run.data.train) + len(run.data.val)
             reporter.stage(f"training the stored head on training + validation images ({both})")
             x, y = _matrix(run.data.train + run.data.val, run.views, cache)
-            run.head = fit(x, y, classes, config)
+            run.head = fit(x, y, classes, config, init=run.head)
             run.refitted = True
     run.timings["head"] = time.perf_counter() - started
 

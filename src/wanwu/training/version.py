@@ -39,11 +39,11 @@ def _write_model(folder: Path, run: Run) -> str:
 
 
 def _write_images(folder: Path, run: Run) -> str:
-    """Every training and validation image: split, class folder, SHA-256, path (tab-separated)."""
+    """Every training and validation image: split, class folder, SHA-256, absolute path (tab-separated)."""
     classes = run.data.folder.classes
     lines = ["split\tclass\tsha256\tpath"]
     for split, samples in (("train", run.data.train), ("val", run.data.val)):
-        lines += [f"{split}\t{classes[s.label].folder}\t{s.sha256}\t{s.path}" for s in samples]
+        lines += [f"{split}\t{classes[s.label].folder}\t{s.sha256}\t{s.path.resolve()}" for s in samples]
     (folder / IMAGES_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return sha256_file(folder / IMAGES_FILE)
 
