@@ -1,0 +1,81 @@
+"""The engine benchmark times the pixels the service sends, a new batch of them each run, and says what it skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import FakeEngine, encode, gradient_image
+from wanwu import benchmark
+from wanwu.artifacts import ModelSource
+from wanwu.errors import EngineUnavailableError, ImageError
+from wanwu.models import get_model_spec
+from wanwu.preprocess import preprocess_pixels
+
+PRE = get_model_spec("efficientnet_lite0").preprocessing
+
+
+def _numbered(count: int) -> np.ndarray:
+    """Images whose every pixel is their index, so a batch tells which images it holds."""
+    return np.repeat(np.arange(count, dtype=np.uint8), 2 * 2 * 3).reshape(count, 2, 2, 3)
+
+
+def test_each_run_takes_the_next_batch_of_images() -> None:
+    seen: list[list[int]] = []
+    row = benchmark.time_engine(lambda batch: seen.append(batch[:, 0, 0, 0].tolist()), _numbered(7), batch=3, warmup=1, runs=3)
+    assert seen == [[0, 1, 2], [3, 4, 5], [0, 1, 2], [3, 4, 5]]  # a short last batch is never timed
+    assert row["batch"] == 3 and row["runs"] == 3 and row["ms_per_image"] == pytest.approx(row["ms_per_batch"] / 3)
+
+
+def test_fewer_images_than_a_batch_are_repeated_to_fill_it() -> None:
+    seen: list[list[int]] = []
+    benchmark.time_engine(lambda batch: seen.append(batch[:, 0, 0, 0].tolist()), _numbered(3), batch=8, warmup=0, runs=1)
+    assert seen == [[0, 1, 2, 0, 1, 2, 0, 1]]
+
+
+def test_pixel_inputs_are_the_crops_the_service_sends(tmp_path: Path) -> None:
+    paths = []
+    for i, size in enumerate([(640, 480), (300, 500)]):
+        paths.append(tmp_path / f"{i}.jpg")
+        paths[-1].write_bytes(encode(gradient_image(*size), "JPEG"))
+    pixels = benchmark.pixel_inputs(PRE, paths)
+    assert pixels.dtype == np.uint8 and pixels.shape == (2, PRE.crop_size, PRE.crop_size, 3)
+    assert np.array_equal(pixels[1], preprocess_pixels(paths[1].read_bytes(), PRE))
+    random = benchmark.pixel_inputs(PRE, count=5)
+    assert random.shape == (5, PRE.crop_size, PRE.crop_size, 3) and random.dtype == np.uint8 and random.std() > 50
+
+
+def test_a_broken_image_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    with pytest.raises(ImageError, match="notes.jpg: "):
+        benchmark.pixel_inputs(PRE, [bad])
+
+
+@pytest.fixture
+def fake_engines(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """create_engine hands out FakeEngines for fp32 and refuses int8; records what was asked for."""
+    made: list[tuple[str, str]] = []
+
+    def create(name: str, source: ModelSource, threads: int = 1, precision: str = "fp32", **_: object) -> FakeEngine:
+        if precision == "int8":
+            raise EngineUnavailableError("no INT8 model yet")
+        made.append((name, precision))
+        return FakeEngine()
+
+    monkeypatch.setattr("wanwu.engines.create_engine", create)
+    return made
+
+
+def test_time_engines_gives_a_row_per_engine_precision_and_batch(fake_engines: list, tmp_path: Path) -> None:
+    source = ModelSource(get_model_spec("efficientnet_lite0"), "f" * 64, tmp_path)
+    skipped: list[str] = []
+    rows = list(benchmark.time_engines(source, ["onnxruntime"], ["fp32", "int8"], [1, 4], _numbered(8), threads=2,
+                                       runs=2, warmup=0, skip=skipped.append))
+    assert [(r["engine"], r["precision"], r["batch"], r["threads"], r["model"]) for r in rows] == [
+        ("onnxruntime", "fp32", 1, 2, "efficientnet_lite0"), ("onnxruntime", "fp32", 4, 2, "efficientnet_lite0")]
+    assert skipped == ["skipping onnxruntime/int8: no INT8 model yet"]
+    with pytest.raises(EngineUnavailableError):  # asked for by name, without skip: the reason, not a silent gap
+        list(benchmark.time_engines(source, ["openvino"], ["int8"], [1], _numbered(1), threads=1, runs=1))
