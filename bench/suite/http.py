@@ -69,7 +69,7 @@ def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets:
             key = (config.engine, config.precision)
             if key not in engine_ms:
                 runner = create_engine(key[0], source, threads=1, precision=key[1])
-                engine_ms[key] = time_engine(runner.run, pixels, 8, runs=8)["ms_per_image"]
+                engine_ms[key] = time_engine(runner.run, pixels, runs=8, batch=8)["ms_per_image"]
                 del runner
             decode_ms = per_image_ms(datas, spec.preprocessing, config.fast_decode, runs=3)
             ceiling = cores * 1000 / (decode_ms + engine_ms[key])

@@ -40,7 +40,7 @@ def time_runs(fn: Callable[[], object], warmup: int = 3, runs: int = 20) -> list
 
 
 def time_engine(
-    run: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch: int | None = None, warmup: int = 3, runs: int = 20
+    run: Callable[[np.ndarray], np.ndarray], images: np.ndarray, warmup: int = 3, runs: int = 20, batch: int | None = None
 ) -> dict:
     """Median time of ``run`` on batches of ``batch`` images (default: all), each call taking the next batch of ``images``."""
     size = batch or len(images)
@@ -98,7 +98,7 @@ def _time_variant(runner: Engine, images: np.ndarray, batch: int, runs: int, war
     from wanwu.engines.guard import GuardedEngine
 
     before = runner.counts() if isinstance(runner, GuardedEngine) else None
-    row = time_engine(runner.run, images, batch, warmup, runs)
+    row = time_engine(runner.run, images, warmup, runs, batch)
     if isinstance(runner, GuardedEngine) and before is not None:
         images_run, rechecked = np.subtract(runner.counts(), before)
         row["rechecked_fraction"] = float(rechecked / max(1, images_run))

@@ -24,7 +24,7 @@ def _numbered(count: int) -> np.ndarray:
 
 def test_each_run_takes_the_next_batch_of_images() -> None:
     seen: list[list[int]] = []
-    row = benchmark.time_engine(lambda batch: seen.append(batch[:, 0, 0, 0].tolist()), _numbered(7), batch=3, warmup=1, runs=3)
+    row = benchmark.time_engine(lambda batch: seen.append(batch[:, 0, 0, 0].tolist()), _numbered(7), warmup=1, runs=3, batch=3)
     assert seen == [[0, 1, 2], [3, 4, 5], [0, 1, 2], [3, 4, 5]]  # a short last batch is never timed
     assert row["batch"] == 3 and row["runs"] == 3 and row["ms_per_image"] == pytest.approx(row["ms_per_batch"] / 3)
 
