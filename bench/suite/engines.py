@@ -3,8 +3,8 @@
 The timing is ``wanwu.benchmark.time_engines`` (the one engine benchmark): the crop's uint8 pixels
 as the service sends them, from real photos where ``samples`` are given (a guarded bf16 engine's
 cost depends on the images), else random. Added here: INT8 models are made first with
-``wanwu.quantize`` on the calibration folders given, and the bf16 guard's margin with
-``wanwu.bf16_calibration``, so bf16 is timed plain and guarded; and the peak: a large square matmul
+``wanwu.precision.int8`` on the calibration folders given, and the bf16 guard's margin with
+``wanwu.precision.bf16``, so bf16 is timed plain and guarded; and the peak: a large square matmul
 in torch, fp32 and bf16, timed in the same run, against effective GFLOP/s = model FLOPs (2 ×
 conv/linear MACs) / time. The ratios to torch eager and to the engine's own fp32 at the same batch
 are the report's (``report.engine_rows``).
@@ -19,12 +19,12 @@ from tests.checkpoints import synthesize_resnet18
 
 from bench.suite.peak import measure_peaks, model_flops
 from wanwu.artifacts import ModelSource, open_source
-from wanwu.benchmark import pixel_inputs, time_engines
-from wanwu.bf16_calibration import calibrate_bf16
+from wanwu.benchmark import Opener, pixel_inputs, time_engines
 from wanwu.engines import ENGINES
-from wanwu.engines.guard import latest_guard
 from wanwu.models import get_model_spec
-from wanwu.quantize import int8_artifacts, quantize
+from wanwu.precision import open_engine
+from wanwu.precision.bf16 import calibrate_bf16, latest_guard
+from wanwu.precision.int8 import int8_artifacts, quantize
 
 
 def bench_source(model: str, home: Path, scratch: Path) -> ModelSource:
@@ -39,6 +39,10 @@ def _has_bf16() -> bool:
     except ImportError:
         return False
     return cpu_has_bf16()
+
+
+def _opener(source: ModelSource, threads: int) -> Opener:
+    return lambda name, precision, guard: open_engine(name, source, threads, precision, guard=guard)
 
 
 def prepare_precisions(source: ModelSource, calib: list[Path], threads: int, log: Callable[[str], None]) -> None:
@@ -73,8 +77,9 @@ def measure_engines(
         flops = model_flops(source.torch_model(), spec.preprocessing.crop_size)
         prepare_precisions(source, calib or [], threads, log)
         images = pixel_inputs(spec.preprocessing, samples or (), count=max(batches))
-        for row in time_engines(source, list(ENGINES), None, batches, images, threads, runs, warmup,
-                                guarded=bool(samples), skip=log):
+        pairs = [(engine, precision) for engine, info in ENGINES.items() for precision in info.precisions]
+        for timed in time_engines(_opener(source, threads), pairs, batches, images, runs, warmup, guarded=bool(samples), skip=log):
+            row = {"model": spec.name, **timed}
             gflops = flops / (row["ms_per_image"] / 1e3) / 1e9
             peak = peaks["bf16" if row["precision"].startswith("bf16") else "fp32"]["gflops"]
             rows.append(row | {"gflop_per_image": flops / 1e9, "effective_gflops": gflops, "fraction_of_peak": gflops / peak})

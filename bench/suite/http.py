@@ -53,8 +53,8 @@ def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets:
     from bench.suite.preprocess import per_image_ms
     from wanwu.artifacts import open_source
     from wanwu.benchmark import pixel_inputs, time_engine
-    from wanwu.engines import create_engine
     from wanwu.models import get_model_spec
+    from wanwu.precision import open_engine
 
     spec = get_model_spec("resnet18")
     source = open_source(spec, home, weights)
@@ -68,7 +68,7 @@ def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets:
             config = VARIANTS[variant]
             key = (config.engine, config.precision)
             if key not in engine_ms:
-                runner = create_engine(key[0], source, threads=1, precision=key[1])
+                runner = open_engine(key[0], source, threads=1, precision=key[1])
                 engine_ms[key] = time_engine(runner.run, pixels, runs=8, batch=8)["ms_per_image"]
                 del runner
             decode_ms = per_image_ms(datas, spec.preprocessing, config.fast_decode, runs=3)

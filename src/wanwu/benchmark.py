@@ -13,17 +13,15 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from wanwu.errors import WanwuError
 
 if TYPE_CHECKING:
-    from wanwu.artifacts import ModelSource
-    from wanwu.engines import Engine
     from wanwu.models.registry import Preprocessing
 
 
@@ -80,59 +78,64 @@ def _pixels(path: Path, pre: Preprocessing) -> np.ndarray:
         raise type(err)(f"{path}: {err}") from err
 
 
-def engine_variants(
-    engine: str, precision: str, source: ModelSource, threads: int, guarded: bool
-) -> Iterator[tuple[str, Engine]]:
-    """(label, engine) pairs: the plain engine, then bf16 with its guard where ``guarded`` and the bundle has a calibration."""
-    from wanwu.engines import create_engine
-    from wanwu.engines.guard import GuardedEngine, latest_guard
+class Timed(Protocol):
+    """What is timed: an engine (``wanwu.engines.Engine``; declared here, since this module sits below the engines)."""
 
-    yield precision, create_engine(engine, source, threads=threads, precision=precision, guard=False)
-    if guarded and precision == "bf16" and latest_guard(source.bundle) is not None:
-        runner = create_engine(engine, source, threads=threads, precision=precision)
-        if isinstance(runner, GuardedEngine):
+    def run(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def describe(self) -> dict: ...
+
+
+class Opener(Protocol):
+    """Opens an engine by name at a precision, bf16 guarded or not (``wanwu.precision.open_engine`` bound to a model)."""
+
+    def __call__(self, name: str, precision: str, guard: bool) -> Timed: ...
+
+
+def _variants(open_engine: Opener, engine: str, precision: str, guarded: bool) -> Iterator[tuple[str, Timed]]:
+    """(label, engine) pairs: the plain engine, then bf16 with its guard where ``guarded`` and the model has a calibration."""
+    yield precision, open_engine(engine, precision, guard=False)
+    if guarded and precision == "bf16":
+        runner = open_engine(engine, precision, guard=True)
+        if "bf16_guard" in runner.describe():  # else the model has no guard calibration: the same plain engine again
             yield "bf16+guard", runner
 
 
-def _time_variant(runner: Engine, images: np.ndarray, batch: int, runs: int, warmup: int) -> dict:
-    from wanwu.engines.guard import GuardedEngine
-
-    before = runner.counts() if isinstance(runner, GuardedEngine) else None
+def _time_variant(runner: Timed, images: np.ndarray, batch: int, runs: int, warmup: int) -> dict:
+    before = runner.describe().get("bf16_guard")
     row = time_engine(runner.run, images, warmup, runs, batch)
-    if isinstance(runner, GuardedEngine) and before is not None:
-        images_run, rechecked = np.subtract(runner.counts(), before)
-        row["rechecked_fraction"] = float(rechecked / max(1, images_run))
+    if before is not None:
+        after = runner.describe()["bf16_guard"]
+        images_run = after["images"] - before["images"]
+        row["rechecked_fraction"] = (after["rechecked_in_fp32"] - before["rechecked_in_fp32"]) / max(1, images_run)
     return row
 
 
 def time_engines(
-    source: ModelSource,
-    engines: Sequence[str],
-    precisions: Sequence[str] | None,
+    open_engine: Opener,
+    pairs: Iterable[tuple[str, str]],
     batches: Sequence[int],
     images: np.ndarray,
-    threads: int,
     runs: int = 20,
     warmup: int = 3,
     guarded: bool = False,
     skip: Callable[[str], None] | None = None,
 ) -> Iterator[dict]:
-    """One row per engine × precision (× guard) × batch, as each is timed; ``precisions`` None: each engine's own list.
+    """One row per (engine, precision) of ``pairs`` (× guard) × batch, as each is timed.
 
-    An engine or precision that cannot run here (not installed, no INT8 artifact, no bf16 in the
-    CPU) raises, or is reported to ``skip`` and left out when ``skip`` is given.
+    ``open_engine`` is given by the caller (this module sits below the engines and precisions it
+    times). One that cannot run here (not installed, no INT8 artifact, no bf16 in the CPU) raises, or
+    is reported to ``skip`` and left out where ``skip`` is given.
     """
-    from wanwu.engines import ENGINES
-
-    for engine in engines:
-        for precision in precisions or ENGINES[engine].precisions:
-            try:
-                for label, runner in engine_variants(engine, precision, source, threads, guarded):
-                    for size in batches:
-                        row = _time_variant(runner, images, size, runs, warmup)
-                        yield {"model": source.spec.name, "engine": engine, "precision": label, "threads": threads, **row}
-                    del runner  # one compiled model in memory at a time
-            except WanwuError as err:
-                if skip is None:
-                    raise
-                skip(f"skipping {engine}/{precision}: {err}")
+    for engine, precision in pairs:
+        try:
+            for label, runner in _variants(open_engine, engine, precision, guarded):
+                threads = runner.describe()["threads"]
+                for size in batches:
+                    yield {"engine": engine, "precision": label, "threads": threads,
+                           **_time_variant(runner, images, size, runs, warmup)}
+                del runner  # one compiled model in memory at a time
+        except WanwuError as err:
+            if skip is None:
+                raise
+            skip(f"skipping {engine}/{precision}: {err}")

@@ -28,16 +28,8 @@ def home_of(args: argparse.Namespace) -> Path:
 
 def load_classifier(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from wanwu.classifier import Classifier
-    from wanwu.engines import default_engine
 
-    return Classifier.load(
-        model=args.model,
-        engine=args.engine or default_engine(),
-        weights=args.weights,
-        home=home_of(args),
-        threads=args.threads or os.cpu_count() or 1,
-        precision=args.precision,
-    )
+    return Classifier.load(args.model, args.engine, args.weights, home_of(args), args.threads, args.precision or "fp32")
 
 
 def _label(pred, lang: str) -> str:  # type: ignore[no-untyped-def]
@@ -51,7 +43,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for path in args.paths:
         record: dict = {"path": str(path), "model": classifier.model_name, "weights_sha256": classifier.weights_sha256}
         try:
-            preds = classifier.predict_bytes(path.read_bytes(), k=args.top_k)
+            preds = classifier.predict(path.read_bytes(), top_k=args.top_k)
         except (ImageError, OSError) as err:
             failures += 1
             code = err.code if isinstance(err, WanwuError) else "unreadable_file"
@@ -106,7 +98,7 @@ def model_rows(home: Path) -> list[dict]:
 
 def _precision_reports(home: Path, spec) -> list[dict]:  # type: ignore[no-untyped-def]
     from wanwu.artifacts import find_bundles
-    from wanwu.quantize import reports
+    from wanwu.precision import reports
 
     return [{"bundle": b.name, **r} for b, _ in find_bundles(home, spec) for r in reports(b)]
 
@@ -169,7 +161,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from wanwu.evaluate import evaluate, labelled_images
+    from wanwu.datasets import labelled_images
+    from wanwu.evaluate import evaluate
 
     classifier = load_classifier(args)
     total = len(labelled_images(args.folder, classifier.labels))
@@ -187,13 +180,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from wanwu.artifacts import open_source
-    from wanwu.classifier import default_model_name
+    from wanwu.classifier import open_model
     from wanwu.engines import create_engine
-    from wanwu.models import get_model_spec
 
-    home = home_of(args)
-    source = open_source(get_model_spec(args.model or default_model_name(home)), home, args.weights)
+    source = open_model(args.model, home_of(args), args.weights)
     for engine in args.engine or ["openvino"]:
         create_engine(engine, source)
     print(source.bundle)
@@ -201,16 +191,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from wanwu.artifacts import open_source
-    from wanwu.models import get_model_spec
+    from wanwu.classifier import open_model
 
-    home = home_of(args)
-    source = open_source(get_model_spec(args.model), home, args.weights)
+    source = open_model(args.model, home_of(args), args.weights)
     threads = args.threads or os.cpu_count() or 1
     log = lambda message: _err.print(f"[dim]{message}[/dim]")  # noqa: E731
     if args.precision == "bf16":
         return _calibrate_bf16(args, source, threads, log)
-    from wanwu.quantize import quantize
+    from wanwu.precision.int8 import quantize
 
     artifact = quantize(
         source,
@@ -244,7 +232,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def _calibrate_bf16(args: argparse.Namespace, source, threads: int, log) -> int:  # type: ignore[no-untyped-def]
-    from wanwu.bf16_calibration import calibrate_bf16
+    from wanwu.precision.bf16 import calibrate_bf16
 
     guard = calibrate_bf16(source, args.calib, subset=args.subset, target=args.target, eval_dir=args.eval,
                            threads=threads, log=log)
@@ -265,26 +253,25 @@ def _calibrate_bf16(args: argparse.Namespace, source, threads: int, log) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from wanwu.artifacts import open_source
     from wanwu.benchmark import time_engines
-    from wanwu.classifier import default_model_name
+    from wanwu.classifier import open_model
     from wanwu.cpu import cpu_info
-    from wanwu.engines import available_engines
-    from wanwu.models import get_model_spec
+    from wanwu.engines import ENGINES, available_engines
+    from wanwu.precision import open_engine
 
-    home = home_of(args)
-    source = open_source(get_model_spec(args.model or default_model_name(home)), home, args.weights)
+    source = open_model(args.model, home_of(args), args.weights)
     threads = args.threads or os.cpu_count() or 1
     batches = args.batch or [1, 8]
     images, described = _bench_pixels(args.images, source.spec.preprocessing, max(batches))
+    pairs = [(e, p) for e in args.engine or available_engines() for p in args.precision or ENGINES[e].precisions]
     skip = None if args.precision else lambda message: _err.print(f"[dim]{message}[/dim]")
     # guarded bf16 only on real images: random ones are nearly all near-ties, which the guard re-runs in fp32
-    rows = time_engines(source, args.engine or available_engines(), args.precision, batches, images, threads,
-                        runs=args.runs, guarded=args.images is not None, skip=skip)
+    rows = time_engines(lambda name, precision, guard: open_engine(name, source, threads, precision, guard=guard),
+                        pairs, batches, images, runs=args.runs, guarded=args.images is not None, skip=skip)
     cpu = cpu_info()
     if args.json:
         for row in rows:
-            print_json(row | {"images": described, "cpu": cpu.as_dict()})
+            print_json({"model": source.spec.name, **row, "images": described, "cpu": cpu.as_dict()})
         return 0
     title = f"{source.spec.name}, {threads} threads, median of {args.runs} runs on {described}\nCPU: {cpu.describe()}"
     table = Table(title=title, title_justify="left", min_width=max(map(len, title.splitlines())))  # the title unwrapped
@@ -300,13 +287,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _bench_pixels(folder: Path | None, pre, count: int):  # type: ignore[no-untyped-def]
     """The crops to time on, as the service sends them: of the images in ``folder``, else ``count`` random ones."""
     from wanwu.benchmark import pixel_inputs
-    from wanwu.evaluate import IMAGE_SUFFIXES
+    from wanwu.datasets import image_files
 
     if folder is None:
         return pixel_inputs(pre, count=count), "random pixels"
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
-    if not paths:
-        raise WanwuError(f"no images in {folder}: --images takes a folder of {', '.join(sorted(IMAGE_SUFFIXES))} files")
+    try:
+        paths = image_files([folder], "--images folder")
+    except FileNotFoundError as err:
+        raise WanwuError(str(err)) from err
     return pixel_inputs(pre, paths), f"{len(paths)} images of {folder}"
 
 

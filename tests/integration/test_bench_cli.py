@@ -39,5 +39,7 @@ def test_table_title_names_the_cpu(shared_home: Path) -> None:
 
 
 def test_a_folder_without_images_is_a_one_line_error(tmp_path: Path) -> None:
-    proc = _bench(tmp_path, "--engine", "onnxruntime", "--images", str(tmp_path / "nowhere"))
-    assert proc.returncode != 0 and "no images in" in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "empty").mkdir()
+    for folder, reason in (("nowhere", "does not exist"), ("empty", "no images")):
+        proc = _bench(tmp_path, "--engine", "onnxruntime", "--images", str(tmp_path / folder))
+        assert proc.returncode == 1 and reason in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -9,7 +9,6 @@ import pytest
 
 from tests.helpers import FakeEngine, encode, gradient_image
 from wanwu import benchmark
-from wanwu.artifacts import ModelSource
 from wanwu.errors import EngineUnavailableError, ImageError
 from wanwu.models import get_model_spec
 from wanwu.preprocess import preprocess_pixels
@@ -54,28 +53,57 @@ def test_a_broken_image_is_named(tmp_path: Path) -> None:
         benchmark.pixel_inputs(PRE, [bad])
 
 
-@pytest.fixture
-def fake_engines(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """create_engine hands out FakeEngines for fp32 and refuses int8; records what was asked for."""
-    made: list[tuple[str, str]] = []
+class _Guarded(FakeEngine):
+    """A fake guarded bf16 engine: re-runs the first image of every batch "in fp32"."""
 
-    def create(name: str, source: ModelSource, threads: int = 1, precision: str = "fp32", **_: object) -> FakeEngine:
+    precision = "bf16"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images = self.rechecked = 0
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.images, self.rechecked = self.images + len(batch), self.rechecked + 1
+        return super().run(batch)
+
+    def describe(self) -> dict:
+        return super().describe() | {"bf16_guard": {"margin": 0.1, "images": self.images, "rechecked_in_fp32": self.rechecked}}
+
+
+def _opener(opened: list[tuple[str, str, bool]], guard_calibrated: bool = True):  # type: ignore[no-untyped-def]
+    """Opens FakeEngines, a _Guarded one for guarded bf16 where calibrated; refuses int8, as a store without an artifact does."""
+
+    def open_engine(name: str, precision: str, guard: bool) -> FakeEngine:
         if precision == "int8":
             raise EngineUnavailableError("no INT8 model yet")
-        made.append((name, precision))
-        return FakeEngine()
+        opened.append((name, precision, guard))
+        return _Guarded() if guard and guard_calibrated else FakeEngine()
 
-    monkeypatch.setattr("wanwu.engines.create_engine", create)
-    return made
+    return open_engine
 
 
-def test_time_engines_gives_a_row_per_engine_precision_and_batch(fake_engines: list, tmp_path: Path) -> None:
-    source = ModelSource(get_model_spec("efficientnet_lite0"), "f" * 64, tmp_path)
+def test_time_engines_gives_a_row_per_engine_precision_and_batch() -> None:
+    opened: list = []
     skipped: list[str] = []
-    rows = list(benchmark.time_engines(source, ["onnxruntime"], ["fp32", "int8"], [1, 4], _numbered(8), threads=2,
-                                       runs=2, warmup=0, skip=skipped.append))
-    assert [(r["engine"], r["precision"], r["batch"], r["threads"], r["model"]) for r in rows] == [
-        ("onnxruntime", "fp32", 1, 2, "efficientnet_lite0"), ("onnxruntime", "fp32", 4, 2, "efficientnet_lite0")]
-    assert skipped == ["skipping onnxruntime/int8: no INT8 model yet"]
+    rows = list(benchmark.time_engines(_opener(opened), [("onnxruntime", "fp32"), ("openvino", "int8")], [1, 4],
+                                       _numbered(8), runs=2, warmup=0, skip=skipped.append))
+    assert [(r["engine"], r["precision"], r["batch"], r["threads"], r["runs"]) for r in rows] == [
+        ("onnxruntime", "fp32", 1, 1, 2), ("onnxruntime", "fp32", 4, 1, 2)]
+    assert opened == [("onnxruntime", "fp32", False)]  # unguarded unless asked
+    assert skipped == ["skipping openvino/int8: no INT8 model yet"]
     with pytest.raises(EngineUnavailableError):  # asked for by name, without skip: the reason, not a silent gap
-        list(benchmark.time_engines(source, ["openvino"], ["int8"], [1], _numbered(1), threads=1, runs=1))
+        list(benchmark.time_engines(_opener([]), [("openvino", "int8")], [1], _numbered(1), runs=1))
+
+
+def test_guarded_bf16_is_timed_too_with_its_re_run_share() -> None:
+    rows = list(benchmark.time_engines(_opener([]), [("openvino", "bf16")], [4], _numbered(8), runs=3, warmup=1, guarded=True))
+    assert [r["precision"] for r in rows] == ["bf16", "bf16+guard"]
+    assert "rechecked_fraction" not in rows[0]
+    assert rows[1]["rechecked_fraction"] == pytest.approx(1 / 4)  # one re-run in every batch of 4 (warm-up and timed runs alike)
+
+
+def test_no_guard_row_where_the_model_has_no_guard_calibration() -> None:
+    opened: list = []
+    rows = list(benchmark.time_engines(_opener(opened, guard_calibrated=False), [("openvino", "bf16")], [1], _numbered(2),
+                                       runs=1, warmup=0, guarded=True))
+    assert [r["precision"] for r in rows] == ["bf16"] and opened == [("openvino", "bf16", False), ("openvino", "bf16", True)]
