@@ -92,7 +92,7 @@ def _first_starts(configs: list[str], seed_bench: Path, weights: Path, home: Pat
     for config in (c for c in configs if c in VARIANTS or c in PEERS):
         server = start(config, 18190, seed_bench, weights, home, extra)
         first_start[config] = server.seconds
-        log(f"{config} first start: {server.seconds:.2f} s; every process gone after {stop(server.pid):.1f} s")
+        log(f"{config} first start: {server.seconds:.2f} s; stopped: {stop(server.pid)}")
     return first_start
 
 
@@ -136,7 +136,7 @@ def measure_http(
                     log(f"round {round_no + 1} {config:15s} c={workload.concurrency:<3d} {workload.images.name}: "
                         f"{result['rps']:.1f} req/s p50 {result['p50_ms']} p99 {result['p99_ms']} errors {result['errors']}")
             finally:
-                log(f"stopped {config}: every process gone after {stop(server.pid):.1f} s")
+                log(f"stopped {config}: {stop(server.pid)}")
                 time.sleep(1)  # let the load generator's and the server's last sockets close
     return {"seconds": seconds, "rounds": rounds, "tool": tool, "wanwu_args": extra,
             "medians": {key: median_row(rows) for key, rows in runs.items()},

@@ -156,26 +156,40 @@ def _signal(pids: set[int], sig: signal.Signals) -> None:
             pass
 
 
-def stop(pid: int, timeout: float = 30.0) -> float:
-    """Stop the server led by ``pid`` and wait until all its processes have exited; returns the seconds that took.
+@dataclass(frozen=True)
+class Stopped:
+    seconds: float  # SIGTERM -> every process gone
+    killed: tuple[int, ...]  # the processes still there after the grace period, ended by SIGKILL
+
+    def __str__(self) -> str:
+        killed = f", {len(self.killed)} SIGKILLed after the grace period" if self.killed else ""
+        return f"every process gone after {self.seconds:.1f} s{killed}"
+
+
+def stop(pid: int, grace: float = 10.0) -> Stopped:
+    """Stop the server led by ``pid`` and wait until all its processes have exited.
 
     SIGTERM goes to its process group where it leads one (LitServe, wanwu), else to it alone (gunicorn
-    stops its own workers); whatever is left after ``timeout`` gets SIGKILL.
+    stops its own workers). Whatever is left after ``grace`` seconds gets SIGKILL: LitServe's inference
+    worker has been seen still computing 20 s after its leader exited, which would slow the next server.
     """
     started = time.perf_counter()
     known = server_processes(pid)
+    leads_group = any(pgid == pid for _, pgid, _ in _processes().values())
     try:
-        os.killpg(pid, signal.SIGTERM) if os.getpgid(pid) == pid else os.kill(pid, signal.SIGTERM)
+        os.killpg(pid, signal.SIGTERM) if leads_group else os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         pass
+    killed: set[int] = set()
     while left := _left(pid, known):
         waited = time.perf_counter() - started
-        if waited > timeout + 10:
+        if waited > grace + 10:
             raise RuntimeError(f"server {pid}: processes {sorted(left)} survived SIGKILL")
-        if waited > timeout:
-            _signal(left, signal.SIGKILL)
+        if waited > grace:
+            _signal(left - killed, signal.SIGKILL)
+            killed |= left
         time.sleep(0.1)
-    return time.perf_counter() - started
+    return Stopped(time.perf_counter() - started, tuple(sorted(killed)))
 
 
 def _left(pid: int, known: set[int]) -> set[int]:
