@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import require_module
 from wanwu.accuracy import compare, run_batched
 from wanwu.artifacts import open_source
 from wanwu.cli import main
@@ -19,7 +20,7 @@ from wanwu.labels import get_labels
 from wanwu.models import get_model_spec
 from wanwu.preprocess import preprocess
 
-pytest.importorskip("openvino")
+require_module("openvino")
 MODEL = "efficientnet_lite0"
 
 
