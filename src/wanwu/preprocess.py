@@ -72,7 +72,7 @@ def _open_checked(data: bytes, limits: ImageLimits) -> Image.Image:
     return img
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         # Pillow's own conversion clips 16-bit and float values at 255 (an all-white image).
         arr = np.asarray(img, dtype=np.float64)
@@ -101,7 +101,7 @@ def decode_image(data: bytes, limits: ImageLimits | None = None, draft_size: int
             img.draft("RGB", _draft_target(img.size, draft_size))
         img.load()
         ImageOps.exif_transpose(img, in_place=True)  # upright without copying an image that already is
-        return _to_rgb(img)
+        return to_rgb(img)
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
         raise CorruptImageError(f"the image data is corrupt or truncated: {err}") from err
 
