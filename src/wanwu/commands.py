@@ -29,7 +29,7 @@ def home_of(args: argparse.Namespace) -> Path:
 def load_classifier(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from wanwu.classifier import Classifier
 
-    return Classifier.load(args.model, args.engine, args.weights, home_of(args), args.threads, args.precision or "fp32")
+    return Classifier.load(args.model, args.engine, args.weights, home_of(args), args.threads, args.precision or "auto")
 
 
 def _label(pred, lang: str) -> str:  # type: ignore[no-untyped-def]
@@ -91,6 +91,7 @@ def model_rows(home: Path) -> list[dict]:
                 "preprocessing": f"resize {pre.resize_size}, crop {pre.crop_size}, mean {pre.mean}, std {pre.std}",
                 "converted": [b.name for b, _ in find_bundles(home, spec)],
                 "reports": _precision_reports(home, spec),
+                "precision_auto": _auto_choices(home, spec),
             }
         )
     return rows
@@ -101,6 +102,13 @@ def _precision_reports(home: Path, spec) -> list[dict]:  # type: ignore[no-untyp
     from wanwu.precision import reports
 
     return [{"bundle": b.name, **r} for b, _ in find_bundles(home, spec) for r in reports(b)]
+
+
+def _auto_choices(home: Path, spec) -> list[dict]:  # type: ignore[no-untyped-def]
+    from wanwu.artifacts import find_bundles
+    from wanwu.precision.auto import cached_choices
+
+    return [{"bundle": b.name, **c} for b, _ in find_bundles(home, spec) for c in cached_choices(b)]
 
 
 def _report_summary(reports: list[dict]) -> str:
@@ -120,7 +128,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             print_json(row)
         return 0
     table = Table(title=f"store: {home_of(args)}", title_justify="left")
-    for column in ("model", "weights", "sha256", "MB", "top-1", "top-5", "converted", "int8 / bf16 guard"):
+    for column in ("model", "weights", "sha256", "MB", "top-1", "top-5", "converted", "int8 / bf16 guard; auto"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
@@ -131,7 +139,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             f"{row['top1']:.3f}",
             "—" if row["top5"] is None else f"{row['top5']:.3f}",
             ", ".join(row["converted"]) or "—",
-            _report_summary(row["reports"]) or "—",
+            "; ".join([_report_summary(row["reports"]), *(f"auto: {c['precision']} ({c['reason']})"
+                                                          for c in row["precision_auto"])]).strip("; ") or "—",
         )
     Console().print(table)
     return 0
