@@ -56,7 +56,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if args.json:
             print_json({**record, "predictions": [p.as_dict() for p in preds]})
             continue
-        out.print(f"[bold]{path}[/bold]  ·  {classifier.model_name} / {classifier.engine.name}")
+        out.print(f"[bold]{path}[/bold]  ·  {classifier.model_name} / {classifier.engine.name} / {classifier.engine.precision}")
         table = Table()
         table.add_column("#", justify="right")
         table.add_column("label")
