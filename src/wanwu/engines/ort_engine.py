@@ -11,11 +11,15 @@ import onnxruntime as ort
 from wanwu.artifacts import INPUT_NAME, ModelSource
 from wanwu.engines import model_input
 
-ort.set_default_logger_severity(3)
+# ONNX Runtime warns at every load about initializers it folds; errors only. Set per session, not
+# with ort.set_default_logger_severity: that would change the log level of every other ORT user
+# in the process (a library user's own sessions included).
+_LOG_ERRORS_ONLY = 3
 
 
 def _save_portable_optimized(onnx_path: Path, optimized: Path) -> None:
     options = ort.SessionOptions()
+    options.log_severity_level = _LOG_ERRORS_ONLY
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     if not (optimized.parent.is_dir() and os.access(optimized.parent, os.W_OK)):
         raise PermissionError(f"{optimized.parent} is not writable")
@@ -35,6 +39,7 @@ class OrtEngine:
         onnx_path = source.onnx_path()
         optimized = source.engine_dir("onnxruntime", ort.__version__) / "model.opt.onnx"
         options = ort.SessionOptions()
+        options.log_severity_level = _LOG_ERRORS_ONLY
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
