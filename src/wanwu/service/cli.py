@@ -59,6 +59,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from wanwu.errors import WanwuError
     from wanwu.models import get_model_spec
     from wanwu.service.app import create_app
+    from wanwu.service.http11 import JsonErrorsH11Protocol
     from wanwu.service.memory import limit_malloc_arenas
 
     try:
@@ -82,6 +83,7 @@ def run_serve(args: argparse.Namespace) -> int:
         access_log=False,
         log_config=None,  # one format for uvicorn and wanwu, set by basicConfig above
         timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
+        http=JsonErrorsH11Protocol,  # Uvicorn's own 400s in the service's JSON error shape (docs/security.md)
     )
     return 0
 
