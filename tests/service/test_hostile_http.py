@@ -121,3 +121,18 @@ def test_a_refused_cors_preflight_is_json(tmp_path: Path) -> None:
     assert (refused.status_code, refused.headers["content-type"]) == (400, "application/json")
     assert refused.json()["error"]["code"] == "cors_rejected" and "origin" in refused.json()["error"]["message"]
     assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == "https://good.example"
+
+
+def test_docs_and_redoc_load_nothing_from_the_internet(client) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200
+        urls = re.findall(r"""(?:src|href)=["']([^"']+)["']|url:\s*["']([^"']+)["']""", html.text)
+        assets = [u for pair in urls for u in pair if u]
+        assert assets and not [u for u in assets if "://" in u or u.startswith("//")], assets
+        for asset in assets:
+            assert client.get(asset).status_code == 200, asset
+    assert "SwaggerUIBundle" in client.get("/docs-assets/swagger-ui-bundle.js").text
+    assert "Redoc" in client.get("/docs-assets/redoc.standalone.js").text[:2000]

@@ -19,6 +19,7 @@ from wanwu.classifier import Classifier
 from wanwu.engines.guard import GuardedEngine
 from wanwu.errors import WanwuError
 from wanwu.service import page
+from wanwu.service.docs import add_offline_docs
 from wanwu.service.errors import (
     InvalidRequestError,
     JsonCORSMiddleware,
@@ -47,7 +48,8 @@ def create_app(settings: ServiceSettings | None = None, classifier: Classifier |
         await loading
         await state.stop()
 
-    app = FastAPI(title="wanwu 万物识别", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="wanwu 万物识别", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    add_offline_docs(app)  # /docs and /redoc from local files: FastAPI's load from a CDN
     app.state.wanwu = state
     app.add_exception_handler(WanwuError, handle_wanwu_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
