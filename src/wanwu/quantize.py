@@ -32,7 +32,8 @@ import numpy as np
 
 from wanwu.artifacts import ModelSource
 from wanwu.errors import EngineUnavailableError, WanwuError
-from wanwu.weights import sha256_file
+from wanwu.partials import remove_stale_parts
+from wanwu.weights import sha256_file, store_error
 
 INT8_PREFIX = "int8-"
 CALIBRATION = "calibration.json"
@@ -247,17 +248,21 @@ def _quantize_openvino(
 
 
 def write_atomically(folder: Path, write) -> None:  # type: ignore[no-untyped-def]
+    remove_stale_parts(folder.parent)  # what killed writers left behind
     tmp = folder.with_name(f"{folder.name}.part-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     try:
-        write(tmp)
-        if folder.exists():  # another process finished the same artifact first
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            write(tmp)
+            if folder.exists():  # another process finished the same artifact first
+                shutil.rmtree(tmp)
+            else:
+                os.replace(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except (OSError, RuntimeError) as err:  # OpenVINO's save_model says RuntimeError("basic_ios::clear") on a full disk
+        raise store_error(folder, err) from err
 
 
 def labelled_eval_set(source: ModelSource, eval_dir: Path, calib_digests: set[str]) -> tuple[np.ndarray, np.ndarray, dict]:

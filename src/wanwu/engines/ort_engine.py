@@ -25,8 +25,12 @@ def _save_portable_optimized(onnx_path: Path, optimized: Path) -> None:
         raise PermissionError(f"{optimized.parent} is not writable")
     tmp = optimized.with_suffix(".part")
     options.optimized_model_filepath = str(tmp)
-    ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    os.replace(tmp, optimized)
+    try:
+        ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        os.replace(tmp, optimized)
+    except Exception as err:  # noqa: BLE001 - a full disk surfaces as ORT's INVALID_PROTOBUF, not an OSError
+        tmp.unlink(missing_ok=True)  # never leave half a cache behind
+        raise OSError(f"could not write {optimized}: {err}") from err
 
 
 class OrtEngine:
