@@ -119,9 +119,7 @@ def _refused_by_pillow(err: Exception, limits: ImageLimits) -> TooManyPixelsErro
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         # Pillow's own conversion clips 16-bit and float values at 255 (an all-white image).
-        arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr * (255.0 / peak), 0, 255).astype(np.uint8), "L")
+        img = _scaled_to_8_bits(img)
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -130,6 +128,24 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def _scaled_to_8_bits(img: Image.Image, tile: int = 1 << 20) -> Image.Image:
+    """16-bit, 32-bit and float pixels scaled to 0..255 ("L"), a million pixels at a time.
+
+    Converting a whole 64-Mpixel float TIFF at once took two 512 MB float64 temporaries and a copy
+    of the image; tile by tile the extra memory is a few MB.
+    """
+    extrema = img.getextrema()
+    peak = 65535.0 if img.mode.startswith("I;16") or float(extrema[1]) > 255 else 255.0  # type: ignore[arg-type, index]
+    width, height = img.size
+    out = np.empty((height, width), np.uint8)
+    rows, cols = max(1, tile // width), min(width, tile)
+    for top in range(0, height, rows):
+        for left in range(0, width, cols):
+            part = np.asarray(img.crop((left, top, min(width, left + cols), min(height, top + rows))), dtype=np.float64)
+            out[top : top + part.shape[0], left : left + part.shape[1]] = np.clip(part * (255.0 / peak), 0, 255).astype(np.uint8)
+    return Image.fromarray(out, "L")
 
 
 def decode_image(data: bytes, limits: ImageLimits | None = None, draft_size: int | None = None) -> Image.Image:

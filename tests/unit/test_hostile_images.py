@@ -140,3 +140,17 @@ def test_the_server_entry_point_raises_pillows_guard_to_its_own_limit(monkeypatc
     assert Image.MAX_IMAGE_PIXELS == 500_000_000
     cli._own_pillow_limit(1_000)  # never lowered below Pillow's default
     assert Image.MAX_IMAGE_PIXELS == 500_000_000
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_deep_pixels_are_scaled_tile_by_tile_to_the_same_values(mode: str) -> None:
+    from wanwu.preprocess import _scaled_to_8_bits
+
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 65535, (37, 53)).astype(np.uint16 if mode == "I;16" else np.int32 if mode == "I" else np.float32)
+    img = Image.fromarray(values, mode) if mode != "I;16" else Image.fromarray(values)
+    whole = np.asarray(img, dtype=np.float64)
+    peak = 65535.0 if mode.startswith("I;16") or whole.max() > 255 else 255.0
+    expected = np.clip(whole * (255.0 / peak), 0, 255).astype(np.uint8)  # the formula, on the whole image at once
+    for tile in (7, 60, 1 << 20):  # rows of 53 split in strips, a few rows, everything
+        np.testing.assert_array_equal(np.asarray(_scaled_to_8_bits(img, tile=tile)), expected)
