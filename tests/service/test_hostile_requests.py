@@ -150,6 +150,17 @@ def test_a_crash_inside_pillow_fails_only_that_image(client, broken_pillow) -> N
     assert page.status_code == 200 and "TypeError" in page.text
 
 
+def test_a_real_crafted_tiff_fails_only_its_own_image(client) -> None:  # type: ignore[no-untyped-def]
+    from tests.unit.test_hostile_images import crafted_tiff
+
+    bad = crafted_tiff()
+    _assert_error(client.post("/v1/classify", files={"image": ("bad.tif", bad)}), 422, "corrupt_image", "TypeError")
+    ok, failed = client.post("/v1/classify", json={"images": [base64.b64encode(d).decode() for d in (PNG, bad)]}).json()["results"]
+    assert "predictions" in ok and (failed["status"], failed["error"]["code"]) == (422, "corrupt_image")
+    page = client.post("/", files=[("image", ("a.png", PNG)), ("image", ("bad.tif", bad))])
+    assert page.status_code == 200 and "TypeError" in page.text
+
+
 def test_not_ready_message_names_no_path(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 

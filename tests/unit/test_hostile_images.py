@@ -154,3 +154,22 @@ def test_deep_pixels_are_scaled_tile_by_tile_to_the_same_values(mode: str) -> No
     expected = np.clip(whole * (255.0 / peak), 0, 255).astype(np.uint8)  # the formula, on the whole image at once
     for tile in (7, 60, 1 << 20):  # rows of 53 split in strips, a few rows, everything
         np.testing.assert_array_equal(np.asarray(_scaled_to_8_bits(img, tile=tile)), expected)
+
+
+def crafted_tiff() -> bytes:
+    """A TIFF whose StripOffsets tag is typed RATIONAL: Pillow raises TypeError while loading it (issue 13)."""
+    import struct
+
+    data = bytearray(encode(gradient_image(64, 48), "TIFF"))
+    (ifd,) = struct.unpack("<I", data[4:8])
+    (count,) = struct.unpack("<H", data[ifd : ifd + 2])
+    for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
+        if struct.unpack("<H", data[entry : entry + 2])[0] == 273:  # StripOffsets
+            data[entry + 2 : entry + 4] = struct.pack("<H", 5)  # RATIONAL
+    return bytes(data)
+
+
+def test_a_real_crafted_tiff_that_makes_pillow_raise_typeerror_is_corrupt() -> None:
+    with pytest.raises(CorruptImageError, match=r"could not be decoded \(TypeError: 'IFDRational'") as caught:
+        preprocess_pixels(crafted_tiff(), LITE)
+    assert isinstance(caught.value.__cause__, TypeError)
