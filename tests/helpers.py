@@ -59,6 +59,12 @@ class FakeEngine:
     precision = "fp32"
     threads = 1
 
+    def describe(self) -> dict:
+        return {"engine": self.name, "precision": self.precision, "threads": self.threads}
+
+    def replica(self) -> FakeEngine:
+        return self  # one fake shared by every worker: tests count its calls across them
+
     def __init__(self) -> None:
         import threading
 

@@ -1,5 +1,33 @@
-"""wanwu (万物识别): offline, CPU-first ImageNet-1k image recognition."""
+"""wanwu (万物识别): offline, CPU-first ImageNet-1k image recognition.
+
+The Python API::
+
+    from wanwu import Classifier
+    clf = Classifier.load("efficientnet_lite0")
+    for p in clf.predict("photo.jpg", top_k=3):
+        print(p.label, p.label_zh, p.score)
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+__all__ = ["Classifier", "Prediction", "__version__"]
+
+if TYPE_CHECKING:
+    from wanwu.classifier import Classifier
+    from wanwu.ranking import Prediction
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    # Lazy, so `import wanwu.errors` (or the CLI's --help) does not load numpy, Pillow and the engines.
+    if name == "Classifier":
+        from wanwu.classifier import Classifier
+
+        return Classifier
+    if name == "Prediction":
+        from wanwu.ranking import Prediction
+
+        return Prediction
+    raise AttributeError(f"module 'wanwu' has no attribute {name!r}")

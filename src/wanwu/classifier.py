@@ -1,47 +1,33 @@
-"""The classifier: preprocessing, an engine and labels behind one call. Knows nothing of HTTP."""
+"""The classifier: preprocessing, an engine and labels behind one call — the Python API. Knows nothing of HTTP.
+
+    from wanwu import Classifier
+    clf = Classifier.load("efficientnet_lite0")
+    clf.predict("photo.jpg", top_k=3)  # a path, bytes, a PIL image or an (H, W, 3) uint8 array
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
 from wanwu.artifacts import ModelSource, has_weights_or_bundle, open_source
-from wanwu.engines import Engine, create_engine
-from wanwu.labels import LabelSet, get_labels
+from wanwu.engines import Engine, default_engine
+from wanwu.labels import get_labels
 from wanwu.models.registry import ModelSpec, get_model_spec
-from wanwu.preprocess import ImageLimits, preprocess_pixels
+from wanwu.precision import open_engine
+from wanwu.preprocess import ImageLimits, crop_pixels, preprocess_pixels, to_rgb
+from wanwu.ranking import Prediction, label, rank
 from wanwu.weights import wanwu_home
 
+if TYPE_CHECKING:
+    from PIL import Image
+
+ImageInput = Union[str, os.PathLike, bytes, "Image.Image", np.ndarray]
+
 DEFAULT_MODELS = ("resnet18", "efficientnet_lite0")
-
-
-@dataclass(frozen=True)
-class Prediction:
-    index: int
-    label: str
-    label_zh: str
-    score: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
-def top_k(probs: np.ndarray, labels: LabelSet, k: int = 5, min_score: float = 0.0) -> list[Prediction]:
-    """Highest scores first; ties broken by the lower class index, so the order is deterministic."""
-    order = np.lexsort((np.arange(probs.shape[0]), -probs))[:k]
-    return [
-        Prediction(int(i), labels.english[i], labels.chinese[i], float(probs[i]))
-        for i in order
-        if probs[i] >= min_score
-    ]
 
 
 def default_model_name(home: Path) -> str:
@@ -50,6 +36,12 @@ def default_model_name(home: Path) -> str:
         if has_weights_or_bundle(get_model_spec(name), home):
             return name
     return DEFAULT_MODELS[-1]
+
+
+def open_model(model: str | None, home: Path | None = None, weights: Path | None = None) -> ModelSource:
+    """The named model (default: ``default_model_name``) with its verified weights or converted bundle."""
+    home = home or wanwu_home()
+    return open_source(get_model_spec(model or default_model_name(home)), home, weights)
 
 
 class Classifier:
@@ -63,21 +55,18 @@ class Classifier:
     def load(
         cls,
         model: str | None = None,
-        engine: str = "openvino",
+        engine: str | None = None,
         weights: Path | None = None,
         home: Path | None = None,
-        threads: int = 1,
+        threads: int | None = None,
         precision: str = "fp32",
         limits: ImageLimits | None = None,
-        export_in_child: bool = False,
-        workers: int = 1,
     ) -> Classifier:
-        home = home or wanwu_home()
-        spec = get_model_spec(model or default_model_name(home))
-        source = open_source(spec, home, weights)
-        if export_in_child and engine != "torch":
-            source.export_in_child_process()
-        return cls(source, create_engine(engine, source, threads=threads, precision=precision, streams=workers), limits)
+        """``model`` by name (default: ResNet-18 where its weights are here, else EfficientNet-Lite0) on
+        ``engine`` (default: the fastest installed) with ``threads`` (default: every core)."""
+        source = open_model(model, home, weights)
+        runner = open_engine(engine or default_engine(), source, threads=threads or os.cpu_count() or 1, precision=precision)
+        return cls(source, runner, limits)
 
     @property
     def spec(self) -> ModelSpec:
@@ -95,25 +84,38 @@ class Classifier:
         """Bytes -> the crop's uint8 pixels, the cheapest input every engine takes (see ``wanwu.engines``)."""
         return preprocess_pixels(data, self.spec.preprocessing, self.limits, fast_decode=fast_decode)
 
-    def replica(self, threads: int) -> Engine:
-        """Another engine like this one (its own state and threads), for a second inference worker.
+    def pixels(self, image: ImageInput, fast_decode: bool = False) -> np.ndarray:
+        """Any accepted image -> the crop's pixels. Files and bytes are decoded under ``limits`` (EXIF
+        orientation applied); a PIL image or an array is taken as it is, converted to RGB."""
+        if isinstance(image, str | os.PathLike):
+            image = Path(image).read_bytes()
+        if isinstance(image, bytes | bytearray | memoryview):
+            return self.preprocess(bytes(image), fast_decode)
+        if isinstance(image, np.ndarray):
+            from PIL import Image
 
-        Backends with streams hand out a sibling on the same compiled model instead of a second copy.
-        """
-        sibling = getattr(self.engine, "sibling", None)
-        if sibling is not None and getattr(self.engine, "streams", 1) > 1:
-            return sibling()
-        return create_engine(self.engine.name, self.source, threads=threads, precision=self.engine.precision)
+            image = Image.fromarray(image)
+        return crop_pixels(to_rgb(image), self.spec.preprocessing, resize_crop_only=fast_decode)
 
     def logits(self, batch: np.ndarray, engine: Engine | None = None) -> np.ndarray:
+        """Logits of a batch of pixels; ``engine``: one of this engine's replicas (another worker's)."""
         out = (engine or self.engine).run(batch)
         if out.shape != (batch.shape[0], self.spec.num_classes):
             raise RuntimeError(f"engine returned shape {out.shape} for a batch of {batch.shape[0]}")
         return out
 
-    def predict_arrays(self, batch: np.ndarray, k: int = 5, min_score: float = 0.0) -> list[list[Prediction]]:
-        probs = softmax(self.logits(batch))
-        return [top_k(row, self.labels, k, min_score) for row in probs]
+    def predict_arrays(self, batch: np.ndarray, top_k: int = 5, min_score: float = 0.0) -> list[list[Prediction]]:
+        return [label(ranked, self.labels, min_score) for ranked in rank(self.logits(batch), top_k)]
 
-    def predict_bytes(self, data: bytes, k: int = 5, min_score: float = 0.0) -> list[Prediction]:
-        return self.predict_arrays(self.preprocess(data)[None], k, min_score)[0]
+    def predict(self, image: ImageInput, top_k: int = 5, min_score: float = 0.0) -> list[Prediction]:
+        """The ``top_k`` most probable classes of one image, highest first (ties: the lower class index)."""
+        return self.predict_arrays(self.pixels(image)[None], top_k, min_score)[0]
+
+    def predict_many(self, images: list[ImageInput], top_k: int = 5, min_score: float = 0.0,
+                     batch_size: int = 8) -> list[list[Prediction]]:
+        """``predict`` for several images, run ``batch_size`` at a time."""
+        out: list[list[Prediction]] = []
+        for start in range(0, len(images), batch_size):
+            batch = np.stack([self.pixels(image) for image in images[start : start + batch_size]])
+            out.extend(self.predict_arrays(batch, top_k, min_score))
+        return out

@@ -8,17 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from wanwu.cli_options import LANGS, add_model_options
 from wanwu.errors import WanwuError
-
-LANGS = ("zh", "en", "both")
-
-
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="model name (default: resnet18 if its weights are here, else efficientnet_lite0)")
-    parser.add_argument("--engine", default=None, help="torch, onnxruntime or openvino (default: fastest installed)")
-    parser.add_argument("--weights", type=Path, help="your own checkpoint for the model (loaded strictly)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "int8"))
-    parser.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
 
 
 def _add_precision_parsers(sub) -> None:  # type: ignore[no-untyped-def]
@@ -38,7 +29,7 @@ def _add_precision_parsers(sub) -> None:  # type: ignore[no-untyped-def]
     )
     quantize.add_argument("--calib", type=Path, action="append", required=True, help="folder of calibration images (repeatable)")
     quantize.add_argument("--engine", default="openvino", choices=("openvino",))
-    quantize.add_argument("--weights", type=Path, help="your own checkpoint for the model")
+    add_model_options(quantize, ("weights", "threads"))
     quantize.add_argument("--subset", type=int, default=300, help="at most this many calibration images (default 300)")
     quantize.add_argument(
         "--no-augment", dest="augment", action="store_false", help="calibrate on the images only (no mirrored/cropped views)"
@@ -49,7 +40,6 @@ def _add_precision_parsers(sub) -> None:  # type: ignore[no-untyped-def]
         help="NNCF accuracy-aware search: revert layers to fp32 until top-1 agreement drops ≤ 1 point (slow, ~10 min)",
     )
     quantize.add_argument("--eval", type=Path, help="labelled folder (<wnid>_*.JPEG) for the accuracy report")
-    quantize.add_argument("--threads", type=int, default=None)
     quantize.add_argument("--json", action="store_true", help="print the accuracy report as JSON")
 
     bench = sub.add_parser("bench", help="ms/image and images/s of engines and precisions (medians)")
@@ -84,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=5)
     predict.add_argument("--lang", choices=LANGS, default="both")
     predict.add_argument("--json", action="store_true", help="one JSON object per image")
-    _add_model_options(predict)
+    add_model_options(predict)
 
     models = sub.add_parser("models", help="list models, their weights and accuracy")
     models.add_argument("--json", action="store_true")
@@ -98,12 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=8)
     evaluate.add_argument("--fast-decode", action="store_true")
     evaluate.add_argument("--json", action="store_true")
-    _add_model_options(evaluate)
+    add_model_options(evaluate)
 
     export = sub.add_parser("export", help="convert a model for the fast engines and cache it in the store")
     export.add_argument("model", nargs="?")
-    export.add_argument("--weights", type=Path)
-    export.add_argument("--engine", action="append", help="engine(s) to prepare (default: openvino)")
+    add_model_options(export, ("weights", "engine"), repeatable=("engine",))
 
     _add_precision_parsers(sub)
 

@@ -29,16 +29,8 @@ def home_of(args: argparse.Namespace) -> Path:
 
 def load_classifier(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from wanwu.classifier import Classifier
-    from wanwu.engines import default_engine
 
-    return Classifier.load(
-        model=args.model,
-        engine=args.engine or default_engine(),
-        weights=args.weights,
-        home=home_of(args),
-        threads=args.threads or os.cpu_count() or 1,
-        precision=args.precision,
-    )
+    return Classifier.load(args.model, args.engine, args.weights, home_of(args), args.threads, args.precision or "fp32")
 
 
 def _label(pred, lang: str) -> str:  # type: ignore[no-untyped-def]
@@ -52,7 +44,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for path in args.paths:
         record: dict = {"path": str(path), "model": classifier.model_name, "weights_sha256": classifier.weights_sha256}
         try:
-            preds = classifier.predict_bytes(path.read_bytes(), k=args.top_k)
+            preds = classifier.predict(path.read_bytes(), top_k=args.top_k)
         except (ImageError, OSError) as err:
             failures += 1
             code = err.code if isinstance(err, WanwuError) else "unreadable_file"
@@ -107,7 +99,7 @@ def model_rows(home: Path) -> list[dict]:
 
 def _precision_reports(home: Path, spec) -> list[dict]:  # type: ignore[no-untyped-def]
     from wanwu.artifacts import find_bundles
-    from wanwu.quantize import reports
+    from wanwu.precision import reports
 
     return [{"bundle": b.name, **r} for b, _ in find_bundles(home, spec) for r in reports(b)]
 
@@ -170,7 +162,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from wanwu.evaluate import evaluate, labelled_images
+    from wanwu.datasets import labelled_images
+    from wanwu.evaluate import evaluate
 
     classifier = load_classifier(args)
     total = len(labelled_images(args.folder, classifier.labels))
@@ -188,13 +181,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from wanwu.artifacts import open_source
-    from wanwu.classifier import default_model_name
+    from wanwu.classifier import open_model
     from wanwu.engines import create_engine
-    from wanwu.models import get_model_spec
 
-    home = home_of(args)
-    source = open_source(get_model_spec(args.model or default_model_name(home)), home, args.weights)
+    source = open_model(args.model, home_of(args), args.weights)
     for engine in args.engine or ["openvino"]:
         create_engine(engine, source)
     print(source.bundle)
@@ -202,16 +192,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from wanwu.artifacts import open_source
-    from wanwu.models import get_model_spec
+    from wanwu.classifier import open_model
 
-    home = home_of(args)
-    source = open_source(get_model_spec(args.model), home, args.weights)
+    source = open_model(args.model, home_of(args), args.weights)
     threads = args.threads or os.cpu_count() or 1
     log = lambda message: _err.print(f"[dim]{message}[/dim]")  # noqa: E731
     if args.precision == "bf16":
         return _calibrate_bf16(args, source, threads, log)
-    from wanwu.quantize import quantize
+    from wanwu.precision.int8 import quantize
 
     artifact = quantize(
         source,
@@ -245,7 +233,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def _calibrate_bf16(args: argparse.Namespace, source, threads: int, log) -> int:  # type: ignore[no-untyped-def]
-    from wanwu.bf16_calibration import calibrate_bf16
+    from wanwu.precision.bf16 import calibrate_bf16
 
     guard = calibrate_bf16(source, args.calib, subset=args.subset, target=args.target, eval_dir=args.eval,
                            threads=threads, log=log)
@@ -270,14 +258,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _bench_suite(args)
     import numpy as np
 
-    from wanwu.artifacts import open_source
     from wanwu.benchmark import time_engine
-    from wanwu.classifier import default_model_name
-    from wanwu.engines import ENGINES, available_engines, create_engine
-    from wanwu.models import get_model_spec
+    from wanwu.classifier import open_model
+    from wanwu.engines import ENGINES, available_engines
+    from wanwu.precision import open_engine
 
-    home = home_of(args)
-    source = open_source(get_model_spec(args.model or default_model_name(home)), home, args.weights)
+    source = open_model(args.model, home_of(args), args.weights)
     threads = args.threads or os.cpu_count() or 1
     crop = source.spec.preprocessing.crop_size
     rows = []
@@ -285,7 +271,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for precision in args.precision or ENGINES[engine].precisions:
             try:
                 # unguarded: random input says nothing about how often a guard re-runs (bench/engines.py times it on photos)
-                runner = create_engine(engine, source, threads=threads, precision=precision, guard=False)
+                runner = open_engine(engine, source, threads=threads, precision=precision, guard=False)
             except WanwuError as err:
                 if args.precision:
                     raise

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from wanwu.classifier import Classifier
-from wanwu.labels import LabelSet
-
-IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".webp", ".bmp"}
+from wanwu.datasets import labelled_images
+from wanwu.ranking import top_indices
 
 
 @dataclass(frozen=True)
@@ -38,18 +37,6 @@ class EvalResult:
         }
 
 
-def labelled_images(folder: Path, labels: LabelSet) -> list[tuple[Path, int]]:
-    """Every image whose name starts with a known WordNet id, with its class index, sorted."""
-    found = []
-    for path in sorted(folder.iterdir()):
-        wnid = path.name.split("_", 1)[0]
-        if path.suffix.lower() in IMAGE_SUFFIXES and wnid in labels.wnids:
-            found.append((path, labels.index_of_wnid(wnid)))
-    if not found:
-        raise FileNotFoundError(f"no images named <wnid>_*.JPEG (e.g. n01440764_0.JPEG) in {folder}")
-    return found
-
-
 def _batches(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -68,7 +55,7 @@ def evaluate(
     started = time.perf_counter()
     for chunk in _batches(items, batch_size):
         batch = np.stack([classifier.preprocess(p.read_bytes(), fast_decode) for p, _ in chunk])
-        ranked = np.argsort(-classifier.logits(batch), axis=1, kind="stable")[:, :5]
+        ranked = top_indices(classifier.logits(batch), 5)
         for (_, target), row in zip(chunk, ranked, strict=True):
             top1 += int(row[0] == target)
             top5 += int(target in row)

@@ -116,7 +116,7 @@ def _refused_by_pillow(err: Exception, limits: ImageLimits) -> TooManyPixelsErro
     return TooManyPixelsError(f"image is {size}; the limit is {limits.max_pixels:,} (raise it with {limits.pixels_setting})")
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         # Pillow's own conversion clips 16-bit and float values at 255 (an all-white image).
         img = _scaled_to_8_bits(img)
@@ -162,7 +162,7 @@ def decode_image(data: bytes, limits: ImageLimits | None = None, draft_size: int
             img.draft("RGB", _draft_target(img.size, draft_size))
         img.load()
         ImageOps.exif_transpose(img, in_place=True)  # upright without copying an image that already is
-        return _to_rgb(img)
+        return to_rgb(img)
 
 
 def _draft_target(size: tuple[int, int], min_short_side: int) -> tuple[int, int]:

@@ -59,7 +59,7 @@ def test_predict_table_shows_chinese_and_english(photos_dir: Path, shared_home: 
 def test_unknown_model_exits_non_zero_with_one_line(shared_home: Path, photos_dir: Path) -> None:
     proc = _run(["predict", "--model", "vgg99", str(photos_dir / "dog.jpg")], shared_home)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "wanwu: error: unknown model 'vgg99'; valid models: efficientnet_lite0, resnet18"
+    assert proc.stderr.strip() == "wanwu: error: unknown model 'vgg99'; valid models: efficientnet_lite0, efficientnet_lite2, resnet18"
 
 
 def test_missing_resnet_weights_are_explained(shared_home: Path, photos_dir: Path) -> None:

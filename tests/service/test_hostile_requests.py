@@ -126,14 +126,14 @@ def broken_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pillow raising a TypeError while decoding one particular image, as crafted TIFFs make it do."""
     import wanwu.preprocess
 
-    original = wanwu.preprocess._to_rgb
+    original = wanwu.preprocess.to_rgb
 
     def to_rgb(img: Image.Image) -> Image.Image:
         if img.size == BROKEN_SIZE:
             raise TypeError("'NoneType' object is not subscriptable")
         return original(img)
 
-    monkeypatch.setattr(wanwu.preprocess, "_to_rgb", to_rgb)
+    monkeypatch.setattr(wanwu.preprocess, "to_rgb", to_rgb)
 
 
 def test_a_crash_inside_pillow_fails_only_that_image(client, broken_pillow) -> None:  # type: ignore[no-untyped-def]

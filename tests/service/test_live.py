@@ -156,7 +156,7 @@ def test_real_model_over_http_matches_the_cli(photos_dir: Path, shared_home: Pat
     with live_server(create_app(settings)) as base:
         data = (photos_dir / "dog.jpg").read_bytes()
         body = httpx.post(f"{base}/v1/classify", files={"image": ("dog.jpg", data)}, timeout=30).json()
-    expected = Classifier.load("efficientnet_lite0", "onnxruntime", home=shared_home).predict_bytes(data)
+    expected = Classifier.load("efficientnet_lite0", "onnxruntime", home=shared_home).predict(data)
     got = body["results"][0]["predictions"]
     assert [p["index"] for p in got] == [p.index for p in expected]
     assert all(abs(g["score"] - e.score) < 1e-4 for g, e in zip(got, expected, strict=True))

@@ -10,8 +10,8 @@ import numpy as np
 from PIL import Image
 
 from wanwu.models import get_model_spec
+from wanwu.precision.views import VIEW_BUDGET, CalibrationViews, calibration_views, views_per_image
 from wanwu.preprocess import decode_image, transform
-from wanwu.quantize import VIEW_BUDGET, CalibrationViews, calibration_views, views_per_image
 
 PRE = get_model_spec("efficientnet_lite0").preprocessing
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wanwu.bf16_calibration import guarded_report
-from wanwu.engines.guard import GuardedEngine, bf16_guards, choose_margin, latest_guard, top_margin
+from wanwu.precision.bf16 import bf16_guards, guarded_report, latest_guard
+from wanwu.precision.guard import GuardedEngine, choose_margin, top_margin
 
 
 def _pair(margins: list[float], flipped: list[bool]) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +48,10 @@ class _Fixed:
         self.batches.append(len(batch))
         return np.array([self.table[int(image.flat[0])] for image in batch], np.float32)
 
-    def sibling(self) -> _Fixed:
+    def describe(self) -> dict:
+        return {"engine": self.name, "precision": self.precision, "threads": self.threads}
+
+    def replica(self) -> _Fixed:
         return _Fixed(self.table, self.precision)
 
 
@@ -61,9 +64,10 @@ def test_guarded_engine_reruns_only_near_ties_one_at_a_time() -> None:
     assert logits.argmax(axis=1).tolist() == [0, 1, 1, 0]  # rows 1 and 3 answered by fp32, which flips both
     assert np.allclose(logits[[0, 2]], [[5.0, 1.0], [0.0, 3.0]])
     assert exact.batches == [1, 1] and guarded.precision == "bf16"
-    twin = guarded.sibling()
+    twin = guarded.replica()
     twin.run(batch[:1])
-    assert guarded.counts() == (5, 2)  # one tally across siblings
+    assert guarded.counts() == (5, 2)  # one tally across replicas
+    assert twin.describe()["bf16_guard"] == {"margin": 0.2, "images": 5, "rechecked_in_fp32": 2}
 
 
 def test_latest_guard_is_the_newest_valid_calibration(tmp_path: Path) -> None:

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from wanwu.errors import StoreError
-from wanwu.partials import STALE_AFTER_S, remove_stale_parts
-from wanwu.quantize import write_atomically
+from wanwu.precision.store import STALE_AFTER_S, remove_stale_parts, write_atomically
 
 FAULTS = [
     OSError(errno.EROFS, "Read-only file system"),

@@ -2,8 +2,8 @@
 
 The peak is a large square matmul in torch, fp32 and bf16, timed in the same run; effective
 GFLOP/s = model FLOPs (2 × conv/linear MACs, counted by forward hooks) / time. INT8 models are
-made first with ``wanwu.quantize`` on the calibration folders given, and the bf16 guard's margin
-with ``wanwu.bf16_calibration``; bf16 is then timed twice, plain and guarded. A guarded engine's
+made first with ``wanwu.precision.int8`` on the calibration folders given, and the bf16 guard's margin
+with ``wanwu.precision.bf16``; bf16 is then timed twice, plain and guarded. A guarded engine's
 cost depends on the images (it re-runs near-ties in fp32), so with ``samples`` every row is timed on
 real photos, each run taking the next batch of them; without, on random pixels. The ratios to torch
 eager and to the engine's own fp32 at the same batch are the report's (``report.engine_rows``).
@@ -20,13 +20,14 @@ import numpy as np
 from wanwu.artifacts import ModelSource, open_source
 from wanwu.benchmark import matmul_peak, model_flops, time_engine
 from wanwu.benchsuite.checkpoint import synthesize_resnet18
-from wanwu.bf16_calibration import calibrate_bf16
-from wanwu.engines import ENGINES, create_engine
-from wanwu.engines.guard import GuardedEngine, latest_guard
+from wanwu.engines import ENGINES
 from wanwu.errors import WanwuError
 from wanwu.models import get_model_spec
+from wanwu.precision import open_engine
+from wanwu.precision.bf16 import calibrate_bf16, latest_guard
+from wanwu.precision.guard import GuardedEngine
+from wanwu.precision.int8 import int8_artifacts, quantize
 from wanwu.preprocess import preprocess_pixels
-from wanwu.quantize import int8_artifacts, quantize
 
 
 def measure_peaks(threads: int) -> dict[str, dict]:
@@ -53,11 +54,11 @@ def _has_bf16() -> bool:
 
 def _variants(engine: str, precision: str, source: ModelSource, threads: int):  # type: ignore[no-untyped-def]
     """(label, engine) pairs: bf16 plain, then guarded where the bundle has a guard calibration."""
-    runner = create_engine(engine, source, threads=threads, precision=precision, guard=False)
+    runner = open_engine(engine, source, threads=threads, precision=precision, guard=False)
     yield precision, runner
     if precision == "bf16" and latest_guard(source.bundle) is not None:
         del runner
-        guarded = create_engine(engine, source, threads=threads, precision=precision)
+        guarded = open_engine(engine, source, threads=threads, precision=precision)
         if isinstance(guarded, GuardedEngine):
             yield "bf16+guard", guarded
 

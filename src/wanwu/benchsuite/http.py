@@ -127,8 +127,8 @@ def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets:
     from wanwu.artifacts import open_source
     from wanwu.benchmark import time_engine
     from wanwu.benchsuite.preprocess import per_image_ms
-    from wanwu.engines import create_engine
     from wanwu.models import get_model_spec
+    from wanwu.precision import open_engine
 
     spec = get_model_spec("resnet18")
     source = open_source(spec, home, weights)
@@ -140,7 +140,7 @@ def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets:
         variant_spec = VARIANTS[variant]
         key = (variant_spec.engine, variant_spec.precision)
         if key not in engine_ms:
-            runner = create_engine(key[0], source, threads=1, precision=key[1])
+            runner = open_engine(key[0], source, threads=1, precision=key[1])
             engine_ms[key] = time_engine(runner.run, batch, runs=8)["ms_per_image"]
         for images in image_sets:
             datas = [p.read_bytes() for p in sorted(p for p in images.iterdir() if p.is_file())[:20]]

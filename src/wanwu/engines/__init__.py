@@ -21,6 +21,8 @@ from wanwu.errors import EngineUnavailableError
 from wanwu.preprocess import normalize
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from wanwu.artifacts import ModelSource
     from wanwu.models.registry import Preprocessing
 
@@ -35,6 +37,26 @@ class Engine(Protocol):
     def run(self, batch: np.ndarray) -> np.ndarray:
         """``(N, H, W, 3)`` uint8 pixels or ``(N, 3, H, W)`` float32 -> ``(N, classes)`` float32 logits."""
         ...
+
+    def describe(self) -> dict:
+        """What runs: ``engine``, ``precision``, ``threads`` and whatever else the backend wants shown."""
+        ...
+
+    def replica(self) -> Engine:
+        """Another engine like this one for a second inference worker: its own state and threads, the
+        weights shared where the backend can (OpenVINO: another infer request on the same compiled model)."""
+        ...
+
+
+class EngineBase:
+    """What every backend shares: ``describe`` from its name, precision and threads."""
+
+    name: str
+    precision: str
+    threads: int
+
+    def describe(self) -> dict:
+        return {"engine": self.name, "precision": self.precision, "threads": self.threads}
 
 
 def is_pixels(batch: np.ndarray) -> bool:
@@ -61,7 +83,7 @@ ENGINES: dict[str, EngineInfo] = {
         EngineInfo("torch", "wanwu.engines.torch_engine:TorchEngine", "torch", ("fp32",)),
         EngineInfo("onnxruntime", "wanwu.engines.ort_engine:OrtEngine", "onnxruntime", ("fp32",)),
         EngineInfo(
-            "openvino", "wanwu.engines.openvino_engine:OpenVinoEngine", "openvino", ("fp32", "bf16", "int8"), streams=True
+            "openvino", "wanwu.engines.openvino_engine:OpenVinoEngine", "openvino", PRECISIONS, streams=True
         ),
     )
 }
@@ -76,14 +98,8 @@ def get_engine_info(name: str) -> EngineInfo:
         ) from None
 
 
-def create_engine(
-    name: str, source: ModelSource, threads: int = 1, precision: str = "fp32", streams: int = 1, guard: bool = True
-) -> Engine:
-    """``threads`` per worker; ``streams`` workers will share this engine where the backend can (see ``sibling``).
-
-    bf16 comes guarded (near-ties re-run in fp32, ``wanwu.engines.guard``) where the bundle holds a
-    guard calibration for these weights, unless ``guard`` is False.
-    """
+def check_precision(name: str, precision: str) -> EngineInfo:
+    """The engine's record, or an error naming the precisions it offers and the engines that offer ``precision``."""
     info = get_engine_info(name)
     if precision not in info.precisions:
         others = [e for e, i in ENGINES.items() if precision in i.precisions]
@@ -91,6 +107,18 @@ def create_engine(
         raise EngineUnavailableError(
             f"engine {name} does not offer precision {precision}; it offers {', '.join(info.precisions)}{hint}"
         )
+    return info
+
+
+def create_engine(
+    name: str, source: ModelSource, threads: int = 1, precision: str = "fp32", streams: int = 1, model_file: Path | None = None
+) -> Engine:
+    """``threads`` per worker; ``streams`` workers will share this engine where the backend can (see ``replica``).
+
+    ``model_file`` is a model to load instead of the bundle's ONNX export (an INT8 artifact, chosen by
+    ``wanwu.precision``, which also wraps bf16 in its guard: use ``wanwu.precision.open_engine``).
+    """
+    info = check_precision(name, precision)
     module_name, _, attr = info.factory.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -98,19 +126,10 @@ def create_engine(
         raise EngineUnavailableError(
             f"engine {name} needs the {info.requires} package: pip install {info.requires} ({err})"
         ) from err
-    extra = {"streams": streams} if info.streams and streams > 1 else {}
-    factory = getattr(module, attr)
-    engine: Engine = factory(source, threads=threads, precision=precision, **extra)
-    if precision == "bf16" and guard:
-        from wanwu.engines.guard import GuardedEngine, latest_guard
-
-        calibration = latest_guard(source.bundle)
-        if calibration is not None and calibration.margin > 0:
-            exact = factory(source, threads=threads, precision="fp32", **extra)
-            crop = source.spec.preprocessing.crop_size
-            exact.run(np.zeros((1, crop, crop, 3), np.uint8))  # compiled and warm at load
-            engine = GuardedEngine(engine, exact, calibration.margin, calibration.path)
-    return engine
+    extra: dict = {"streams": streams} if info.streams and streams > 1 else {}
+    if model_file is not None:
+        extra["model_file"] = model_file
+    return getattr(module, attr)(source, threads=threads, precision=precision, **extra)
 
 
 def available_engines() -> list[str]:

@@ -13,13 +13,13 @@ import openvino as ov
 from openvino.preprocess import PrePostProcessor
 
 from wanwu.artifacts import ModelSource
-from wanwu.engines import is_pixels, model_input
+from wanwu.engines import EngineBase, is_pixels, model_input
 from wanwu.errors import EngineUnavailableError
 
 if TYPE_CHECKING:
     from wanwu.models.registry import Preprocessing
 
-# int8 models keep a few sensitive layers in fp32 (see wanwu.quantize.KEEP_FP32); those run in f32.
+# int8 models keep a few sensitive layers in fp32 (see wanwu.precision.int8.KEEP_FP32); those run in f32.
 _PRECISION_HINT = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
 
@@ -35,11 +35,11 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
 
 
-class OpenVinoEngine:
+class OpenVinoEngine(EngineBase):
     name = "openvino"
 
     def __init__(
-        self, source: ModelSource, threads: int = 1, precision: str = "fp32", int8_model: Path | None = None, streams: int = 1
+        self, source: ModelSource, threads: int = 1, precision: str = "fp32", model_file: Path | None = None, streams: int = 1
     ) -> None:
         self.threads = threads  # per stream
         self.streams = streams
@@ -48,16 +48,10 @@ class OpenVinoEngine:
         if precision == "bf16" and not cpu_has_bf16(core):
             raise EngineUnavailableError("this CPU has no bf16 support; use --precision fp32")
         version = ov.get_version().split("-")[0]
-        if precision == "int8":
-            if int8_model is None:
-                from wanwu.quantize import latest_int8
-
-                int8_model = latest_int8(source, self.name).engine_file(self.name)
-            model_path = int8_model
-            self.artifact: Path | None = int8_model.parent
-        else:
-            model_path = source.onnx_path()
-            self.artifact = None
+        if precision == "int8" and model_file is None:
+            raise EngineUnavailableError("int8 needs a quantized model file (wanwu.precision.open_engine finds it)")
+        model_path = model_file or source.onnx_path()
+        self.artifact: Path | None = None if model_file is None else model_file.parent
         self.preprocessing = source.spec.preprocessing
         self._model_path = model_path
         self._config = {
@@ -98,7 +92,7 @@ class OpenVinoEngine:
                 self._compiled[pixels] = self._core.compile_model(model, "CPU", self._config)
             return self._compiled[pixels]
 
-    def sibling(self) -> OpenVinoEngine:
+    def replica(self) -> OpenVinoEngine:
         """Another worker on the same compiled model (its own infer request, no second copy of the weights)."""
         twin = object.__new__(OpenVinoEngine)
         twin.__dict__.update(self.__dict__)

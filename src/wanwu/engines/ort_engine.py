@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from wanwu.artifacts import INPUT_NAME, ModelSource
-from wanwu.engines import model_input
+from wanwu.engines import EngineBase, model_input
 
 # ONNX Runtime warns at every load about initializers it folds; errors only. Set per session, not
 # with ort.set_default_logger_severity: that would change the log level of every other ORT user
@@ -33,10 +33,11 @@ def _save_portable_optimized(onnx_path: Path, optimized: Path) -> None:
         raise OSError(f"could not write {optimized}: {err}") from err
 
 
-class OrtEngine:
+class OrtEngine(EngineBase):
     name = "onnxruntime"
 
     def __init__(self, source: ModelSource, threads: int = 1, precision: str = "fp32") -> None:
+        self.source = source
         self.threads = threads
         self.precision = precision
         self.preprocessing = source.spec.preprocessing
@@ -57,6 +58,9 @@ class OrtEngine:
         # Layout transforms (NCHWc) are CPU-specific, so they run at every load, not in the cache.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(optimized), options, providers=["CPUExecutionProvider"])
+
+    def replica(self) -> OrtEngine:
+        return OrtEngine(self.source, self.threads, self.precision)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         (logits,) = self.session.run(None, {INPUT_NAME: model_input(batch, self.preprocessing)})

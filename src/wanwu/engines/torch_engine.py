@@ -6,18 +6,22 @@ import numpy as np
 import torch
 
 from wanwu.artifacts import ModelSource
-from wanwu.engines import model_input
+from wanwu.engines import EngineBase, model_input
 
 
-class TorchEngine:
+class TorchEngine(EngineBase):
     name = "torch"
 
     def __init__(self, source: ModelSource, threads: int = 1, precision: str = "fp32") -> None:
         torch.set_num_threads(threads)
+        self.source = source
         self.threads = threads
         self.precision = precision
         self.preprocessing = source.spec.preprocessing
         self.model = source.torch_model()
+
+    def replica(self) -> TorchEngine:
+        return TorchEngine(self.source, self.threads, self.precision)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

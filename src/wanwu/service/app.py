@@ -16,7 +16,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wanwu import __version__
 from wanwu.classifier import Classifier
-from wanwu.engines.guard import GuardedEngine
 from wanwu.errors import WanwuError
 from wanwu.service import page
 from wanwu.service.docs import add_offline_docs
@@ -63,7 +62,9 @@ def create_app(settings: ServiceSettings | None = None, classifier: Classifier |
     app.add_middleware(ShutdownMiddleware)
     static = resources.files("wanwu.service") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    _add_routes(app, state)
+    _add_api_routes(app, state)
+    _add_ops_routes(app, state)
+    _add_page_routes(app, state)
     return app
 
 
@@ -104,7 +105,7 @@ async def _classify_all(state: ServiceState, uploads: list[Upload], options: Cla
     return list(await asyncio.gather(*(one(u) for u in uploads)))
 
 
-def _add_routes(app: FastAPI, state: ServiceState) -> None:
+def _add_api_routes(app: FastAPI, state: ServiceState) -> None:
     @app.post("/v1/classify", dependencies=[Depends(_require_api_key)], tags=["classify"])
     async def classify(request: Request) -> JSONResponse:
         """Classify one or more images: multipart field ``image`` or JSON ``{"images": [base64, ...]}``."""
@@ -130,10 +131,7 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
             "active": None if active is None else {
                 "model": active.model_name,
                 "weights_sha256": active.weights_sha256,
-                "engine": active.engine.name,
-                "precision": active.engine.precision,
-                "threads": active.engine.threads,
-                **_guard_info(active.engine),
+                **active.engine.describe(),
             },
             "models": [
                 {"name": s.name, "description": s.description, "top1": s.accuracy.top1, "top5": s.accuracy.top5}
@@ -141,6 +139,8 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
             ],
         }
 
+
+def _add_ops_routes(app: FastAPI, state: ServiceState) -> None:
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict:
         return {"status": "alive", "uptime_s": round(time.monotonic() - state.started, 1)}
@@ -157,6 +157,8 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
             state.metrics.queue_depth.set(state.pipeline.batcher.queue_depth)
         return Response(state.metrics.render(), media_type=state.metrics.content_type)
 
+
+def _add_page_routes(app: FastAPI, state: ServiceState) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index(request: Request) -> HTMLResponse:
         model = state.classifier and state.classifier.model_name
@@ -175,13 +177,6 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
             error = error_body(err)["error"]
             return HTMLResponse(page.render_page(model=model, error=error, lang=lang), status_code=status_of(err))
         return HTMLResponse(page.render_page(model=model, results=results, lang=lang))
-
-
-def _guard_info(engine) -> dict:  # type: ignore[no-untyped-def]
-    if not isinstance(engine, GuardedEngine):
-        return {}
-    images, rechecked = engine.counts()
-    return {"bf16_guard": {"margin": engine.margin, "images": images, "rechecked_in_fp32": rechecked}}
 
 
 def _page_lang(request: Request) -> str:

@@ -12,9 +12,9 @@ import threading
 from collections import OrderedDict
 from typing import Protocol
 
-log = logging.getLogger("wanwu.cache")
+from wanwu.ranking import Ranked
 
-Ranked = list[tuple[int, float]]
+log = logging.getLogger("wanwu.cache")
 
 
 class ResultCache(Protocol):

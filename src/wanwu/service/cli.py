@@ -6,16 +6,13 @@ import argparse
 import logging
 import signal
 import sys
-from pathlib import Path
+
+from wanwu.cli_options import add_model_options
 
 # flag -> (type, help); each maps to the ServiceSettings field of the same name (WANWU_<NAME>).
 _FLAGS: dict[str, tuple[type, str]] = {
     "host": (str, "address to bind (default 127.0.0.1)"),
     "port": (int, "port (default 8000)"),
-    "model": (str, "model name"),
-    "engine": (str, "torch, onnxruntime or openvino"),
-    "weights": (Path, "your own checkpoint for the model"),
-    "precision": (str, "fp32 (default), bf16 or int8"),
     "top_k": (int, "labels per image when a request does not say (default 5)"),
     "max_batch": (int, "most images per engine call (default 8)"),
     "max_wait_ms": (float, "longest wait for a batch to fill while requests are decoding (default 5)"),
@@ -36,6 +33,7 @@ _FLAGS: dict[str, tuple[type, str]] = {
 
 def add_serve_parser(sub) -> None:  # type: ignore[no-untyped-def]
     serve = sub.add_parser("serve", help="run the HTTP service and web page (flags override WANWU_* variables)")
+    add_model_options(serve, ("model", "engine", "weights", "precision"), dest_prefix="serve_")
     for name, (kind, help_text) in _FLAGS.items():
         serve.add_argument(f"--{name.replace('_', '-')}", dest=f"serve_{name}", type=kind, help=help_text)
     serve.add_argument("--fast-decode", dest="serve_fast_decode", action="store_true", default=None)

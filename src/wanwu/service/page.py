@@ -193,42 +193,65 @@ def render_page(
     top_k: int = 5,
 ) -> str:
     lang = lang if lang in LANGS else "zh"
-    t = lambda key: _e(_t(lang, key))  # noqa: E731
     notice = _error_block(lang, error) if error else ""
     cards = "".join(_card(lang, model, r) for r in results or [])
-    has_cards = " has-cards" if cards else ""
-    model_chip = (
-        f"<span class=model-value id=model-value>{_e(model)}</span>"
-        if model
-        else f"<span class=model-value id=model-value>{_text(lang, 'loading_model')}</span>"
-    )
-    zh_on, en_on = ("true", "false") if lang == "zh" else ("false", "true")
     return f"""<!doctype html>
 <html lang="{lang}" class=no-js>
-<head>
+{_head(lang)}
+<body>
+{_topbar(lang, model)}
+<main class=wrap>
+{_upload_form(lang, top_k)}
+{_api_key_panel(lang)}
+  <div id=notice class=notice>{notice}</div>
+  <section class="results{" has-cards" if cards else ""}" aria-live=polite>
+    <div class=results-head>{_text(lang, "results", "h2")}<button type=button id=clear-btn class=link-btn
+     data-i18n=clear>{_e(_t(lang, "clear"))}</button></div>
+    <div id=cards class=cards>{cards}</div>
+  </section>
+</main>
+<footer class=page-foot>{_text(lang, "privacy")}</footer>
+</body>
+</html>
+"""
+
+
+def _head(lang: str) -> str:
+    title = _e(_t(lang, "title"))
+    return f"""<head>
 <meta charset=utf-8>
 <meta name=viewport content="width=device-width, initial-scale=1">
 <meta name=color-scheme content="light dark">
-<title data-i18n=title>{t("title")}</title>
+<title data-i18n=title>{title}</title>
 <link rel=icon href="/static/favicon.svg" type="image/svg+xml">
 <link rel=stylesheet href="/static/app.css">
 <script>document.documentElement.className = "js";</script>
 <script type="application/json" id=i18n>{_i18n_json()}</script>
 <script src="/static/app.js" defer></script>
-</head>
-<body>
-<header class=topbar>
-  <div class=brand>{_LOGO}<div><h1 data-i18n=title>{t("title")}</h1>{_text(lang, "subtitle", "p", " class=subtitle")}</div></div>
+</head>"""
+
+
+def _topbar(lang: str, model: str | None) -> str:
+    value = _e(model) if model else _text(lang, "loading_model")
+    zh_on, en_on = ("true", "false") if lang == "zh" else ("false", "true")
+    title, subtitle = _e(_t(lang, "title")), _text(lang, "subtitle", "p", " class=subtitle")
+    return f"""<header class=topbar>
+  <div class=brand>{_LOGO}<div><h1 data-i18n=title>{title}</h1>{subtitle}</div></div>
   <div class=top-actions>
-    <span class=model-chip title="{t("model")}"><span class=dot></span>{model_chip}</span>
+    <span class=model-chip title="{_e(_t(lang, "model"))}"><span class=dot></span><span
+     class=model-value id=model-value>{value}</span></span>
     <div class=lang-switch role=group aria-label="Language / 语言">
       <button type=button data-lang=zh aria-pressed={zh_on} lang=zh>中文</button><button
        type=button data-lang=en aria-pressed={en_on} lang=en>English</button>
     </div>
   </div>
-</header>
-<main class=wrap>
-  <form id=upload-form class=dropzone method=post action="{"/?lang=en" if lang == "en" else "/"}" enctype="multipart/form-data">
+</header>"""
+
+
+def _upload_form(lang: str, top_k: int) -> str:
+    t = lambda key: _e(_t(lang, key))  # noqa: E731
+    action = "/?lang=en" if lang == "en" else "/"
+    return f"""  <form id=upload-form class=dropzone method=post action="{action}" enctype="multipart/form-data">
     <label for=file-input class=drop-target>
       {_UPLOAD_ICON}
       {_text(lang, "drop_title", "strong", " class=drop-title")}
@@ -242,8 +265,12 @@ def render_page(
       <button type=submit class=submit-btn data-i18n=submit>{t("submit")}</button>
     </div>
     <noscript><p class=muted>{t("noscript")}</p></noscript>
-  </form>
-  <section id=api-key-panel class=api-key-panel hidden>
+  </form>"""
+
+
+def _api_key_panel(lang: str) -> str:
+    t = lambda key: _e(_t(lang, key))  # noqa: E731
+    return f"""  <section id=api-key-panel class=api-key-panel hidden>
     {_text(lang, "api_key_title", "h2")}
     {_text(lang, "api_key_hint", "p", " class=muted")}
     <form id=api-key-form class=api-key-form>
@@ -251,15 +278,4 @@ def render_page(
        placeholder="{t("api_key_placeholder")}">
       <button type=submit data-i18n=api_key_save>{t("api_key_save")}</button>
     </form>
-  </section>
-  <div id=notice class=notice>{notice}</div>
-  <section class="results{has_cards}" aria-live=polite>
-    <div class=results-head>{_text(lang, "results", "h2")}<button type=button id=clear-btn class=link-btn
-     data-i18n=clear>{t("clear")}</button></div>
-    <div id=cards class=cards>{cards}</div>
-  </section>
-</main>
-<footer class=page-foot>{_text(lang, "privacy")}</footer>
-</body>
-</html>
-"""
+  </section>"""

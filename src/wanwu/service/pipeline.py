@@ -8,11 +8,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
-
-from wanwu.classifier import Classifier, softmax
+from wanwu.classifier import Classifier
+from wanwu.ranking import Ranked, label, rank
 from wanwu.service.batcher import BatchResult, MicroBatcher, QueueFullError
-from wanwu.service.cache import Ranked, ResultCache
+from wanwu.service.cache import ResultCache
 from wanwu.service.errors import InferenceFailedError, OverloadedError
 from wanwu.service.metrics import Metrics
 from wanwu.service.settings import ServiceSettings
@@ -80,26 +79,9 @@ class Pipeline:
             ) from None
         except Exception as err:
             raise InferenceFailedError(f"inference failed: {err}") from err
-        probs = softmax(result.logits[None])[0]
-        # A stable sort breaks ties by the lower class index, so equal inputs give equal orders.
-        order = np.argsort(-probs, kind="stable")[: self.settings.max_top_k]
-        ranked = [(int(i), float(probs[i])) for i in order]
+        ranked = rank(result.logits[None], self.settings.max_top_k)[0]
         return ranked, {"decode": decode_s * 1000, "queue": result.queue_ms, "inference": result.inference_ms}
 
     def _format(self, ranked: Ranked, options: ClassifyOptions) -> list[dict]:
-        labels = self.classifier.labels
-        out = []
-        for index, score in ranked:
-            if score < options.min_score:
-                break
-            entry: dict = {"index": index}
-            if options.lang in ("en", "both"):
-                entry["label"] = labels.english[index]
-            if options.lang in ("zh", "both"):
-                entry["label_zh"] = labels.chinese[index]
-            entry["score"] = round(score, 6)
-            out.append(entry)
-        return out
-
-
-
+        predictions = label(ranked, self.classifier.labels, options.min_score)
+        return [p.as_dict(options.lang, digits=6) for p in predictions]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wanwu.engines import ENGINES, PRECISIONS
 from wanwu.preprocess import ImageLimits
 
 
@@ -38,7 +38,7 @@ class ServiceSettings(BaseSettings):
     model: str | None = None
     engine: str | None = None
     weights: Path | None = None
-    precision: Literal["fp32", "bf16", "int8"] = "fp32"
+    precision: str = "fp32"
     fast_decode: bool = False
 
     top_k: int = Field(5, ge=1, le=100)
@@ -63,6 +63,14 @@ class ServiceSettings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     graceful_shutdown_s: float = Field(20.0, ge=0)
     malloc_arenas: int = Field(2, ge=0, description="glibc malloc arenas (0: glibc's default, 8 per core); see service.memory")
+
+    @field_validator("engine", "precision")
+    @classmethod
+    def _registered(cls, value: str | None, info):  # type: ignore[no-untyped-def]
+        valid = {"engine": list(ENGINES), "precision": PRECISIONS}[info.field_name]
+        if value is not None and value not in valid:
+            raise ValueError(f"{value!r} is not one of {', '.join(valid)}")
+        return value
 
     def image_limits(self) -> ImageLimits:
         return ImageLimits(max_bytes=self.max_upload_bytes, max_pixels=self.max_pixels)

@@ -10,7 +10,9 @@ from functools import partial
 
 import numpy as np
 
-from wanwu.classifier import Classifier
+from wanwu.classifier import Classifier, open_model
+from wanwu.engines import default_engine
+from wanwu.precision import open_engine
 from wanwu.service.batcher import MicroBatcher
 from wanwu.service.cache import make_cache
 from wanwu.service.metrics import Metrics
@@ -21,19 +23,13 @@ log = logging.getLogger("wanwu.service")
 
 
 def load_classifier(settings: ServiceSettings) -> Classifier:
-    from wanwu.engines import default_engine
-
-    return Classifier.load(
-        model=settings.model,
-        engine=settings.engine or default_engine(),
-        weights=settings.weights,
-        home=settings.home,
-        threads=max(1, settings.inference_threads // settings.inference_workers),  # split between workers
-        precision=settings.precision,
-        limits=settings.image_limits(),
-        export_in_child=True,  # a fresh store is exported by a child process: the server never loads torch
-        workers=settings.inference_workers,
-    )
+    source = open_model(settings.model, settings.home, settings.weights)
+    engine = settings.engine or default_engine()
+    if engine != "torch":
+        source.export_in_child_process()  # a fresh store is exported by a child process: the server never loads torch
+    threads = max(1, settings.inference_threads // settings.inference_workers)  # split between workers
+    runner = open_engine(engine, source, threads=threads, precision=settings.precision, streams=settings.inference_workers)
+    return Classifier(source, runner, settings.image_limits())
 
 
 def warm_batch_sizes(max_batch: int) -> list[int]:
@@ -66,8 +62,7 @@ class ServiceState:
         s = self.settings
         classifier = self.classifier or load_classifier(s)
         classifier.limits = s.image_limits()
-        replicas = [classifier.replica(classifier.engine.threads) for _ in range(s.inference_workers - 1)]
-        engines = [classifier.engine, *replicas]
+        engines = [classifier.engine, *(classifier.engine.replica() for _ in range(s.inference_workers - 1))]
         runners = [partial(classifier.logits, engine=engine) for engine in engines]
         size = classifier.spec.preprocessing.crop_size
         pixels = lambda n: np.zeros((n, size, size, 3), np.uint8)  # noqa: E731 - pixels, as the pipeline sends

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-
-def top_indices(logits: np.ndarray, k: int = 5) -> np.ndarray:
-    """Indices of the ``k`` largest logits per row, highest first (ties: lower index first)."""
-    return np.argsort(-logits, axis=1, kind="stable")[:, :k]
+from wanwu.ranking import top_indices
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, targets: np.ndarray | None = None) -> dict:
@@ -25,5 +24,5 @@ def compare(reference: np.ndarray, candidate: np.ndarray, targets: np.ndarray | 
     return report
 
 
-def run_batched(run, images: np.ndarray, batch_size: int = 8) -> np.ndarray:  # type: ignore[no-untyped-def]
+def run_batched(run: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch_size: int = 8) -> np.ndarray:
     return np.concatenate([run(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])

@@ -1,0 +1,50 @@
+"""A calibration set: the images a reduced precision is fitted on, their hashes, and where the result goes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from wanwu.artifacts import ModelSource
+from wanwu.datasets import image_files
+from wanwu.precision.store import calibration_hash
+from wanwu.precision.views import CalibrationViews, choose_subset
+from wanwu.weights import sha256_file
+
+Log = Callable[[str], None]
+
+
+def quiet(message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    files: tuple[Path, ...]
+    digests: dict[Path, str]
+
+    def artifact_folder(self, bundle: Path, prefix: str, recipe: dict) -> tuple[str, Path]:
+        """The calibration hash (images + recipe) and the artifact folder it names in ``bundle``."""
+        calib_hash = calibration_hash(self.digests, recipe)
+        return calib_hash, bundle / f"{prefix}{calib_hash[:12]}"
+
+    def views(self, source: ModelSource, per_image: int) -> CalibrationViews:
+        return CalibrationViews(self.files, self.digests, source.spec.preprocessing, per_image)
+
+    def describe(self, source: ModelSource, calib_hash: str, folders: Sequence[Path]) -> dict:
+        """The part of ``calibration.json`` every kind of artifact shares."""
+        return {
+            "model": source.spec.name,
+            "weights_sha256": source.weights_sha256,
+            "calib_hash": calib_hash,
+            "images": len(self.files),
+            "files": sorted(p.name for p in self.files),
+            "folders": [str(d) for d in folders],
+        }
+
+
+def calibration_set(folders: Sequence[Path], subset: int | None) -> CalibrationSet:
+    """At most ``subset`` images from ``folders`` (spread evenly), with their content hashes."""
+    files = choose_subset(image_files(folders, what="calibration folder"), subset)
+    return CalibrationSet(tuple(files), {p: sha256_file(p) for p in files})
