@@ -1,8 +1,8 @@
-# The two commands a newcomer needs: `make demo` (set up + classify the sample photos) and `make test`.
+# The two commands a newcomer needs: `make demo` (set up + classify the public-domain photos in examples/) and `make test`.
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PHOTOS ?= ../shared/data/photos
+PHOTOS ?= examples
 
 .PHONY: setup demo test lint bench serve verify-container
 
