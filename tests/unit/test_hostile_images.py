@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import encode, gradient_image
+from tests.helpers import encode, gradient_image, require_module
 from wanwu.errors import CorruptImageError, TooManyPixelsError
 from wanwu.models import get_model_spec
 from wanwu.preprocess import EXACT_RESIZE_MAX_CROPS, ImageLimits, crop_pixels, decode_image, preprocess_pixels
@@ -105,6 +105,7 @@ def test_a_limit_above_pillows_guard_says_which_one_refused() -> None:
 
 def test_wanwu_leaves_pillow_and_onnxruntime_global_state_alone() -> None:
     """Importing and using wanwu changes neither PIL.Image.MAX_IMAGE_PIXELS nor ONNX Runtime's default log level."""
+    require_module("onnxruntime")
     script = textwrap.dedent(
         """
         import io

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import require_module
 from wanwu.errors import StoreError
 from wanwu.precision.store import STALE_AFTER_S, remove_stale_parts, write_atomically
 
@@ -74,7 +75,7 @@ def test_a_failed_write_is_one_store_error_and_leaves_nothing(tmp_path: Path, fa
 
 @pytest.mark.parametrize("fault", FAULTS[:3], ids=lambda f: errno.errorcode[f.errno])
 def test_export_into_an_unwritable_store_is_one_line_and_exit_1(tmp_path: Path, monkeypatch, capsys, fault: OSError) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("torch")
+    require_module("torch")
     from wanwu import cli
 
     def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -89,7 +90,7 @@ def test_export_into_an_unwritable_store_is_one_line_and_exit_1(tmp_path: Path, 
 
 
 def test_a_home_that_is_a_file_is_one_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("torch")
+    require_module("torch")
     from wanwu import cli
 
     home = tmp_path / "not-a-folder"
@@ -112,7 +113,7 @@ def test_an_unwritable_weights_folder_is_a_store_error(tmp_path: Path, monkeypat
 
 
 def test_onnxruntime_cache_on_a_full_disk_leaves_no_part_file(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    ort_engine = pytest.importorskip("wanwu.engines.ort_engine")
+    ort_engine = require_module("wanwu.engines.ort_engine")
     optimized = tmp_path / "model.opt.onnx"
 
     def full_disk(*args, **kwargs):  # type: ignore[no-untyped-def]
