@@ -181,3 +181,10 @@ def test_limits_still_answer_per_image(tmp_path: Path) -> None:
         files = [("image", ("a.png", PNG)), ("image", ("big.bin", b"\0" * 5000))]
         ok, big = client.post("/v1/classify", files=files).json()["results"]
         assert "predictions" in ok and (big["status"], big["error"]["code"]) == (413, "payload_too_large")
+
+
+def test_json_with_a_bom_or_in_utf16_still_parses_as_before(client) -> None:  # type: ignore[no-untyped-def]
+    body = json.dumps({"images": [base64.b64encode(PNG).decode()], "top_k": 2})
+    for encoded in (b"\xef\xbb\xbf" + body.encode(), body.encode("utf-16")):
+        response = client.post("/v1/classify", content=encoded, headers={"content-type": "application/json"})
+        assert response.status_code == 200 and len(response.json()["results"][0]["predictions"]) == 2

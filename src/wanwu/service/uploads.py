@@ -170,7 +170,7 @@ def _parse_json(body: bytearray) -> object:
             f"(limit {MAX_JSON_STRUCTURE:,}); {HOW_TO_SEND}"
         )
     try:
-        text = body.decode("utf-8")
+        text = body.decode(json.detect_encoding(body), "surrogatepass")  # as json.loads(bytes) does: BOM, UTF-16
     except UnicodeDecodeError as err:
         raise InvalidRequestError(f"the body is not valid JSON: it is not UTF-8 ({err.reason} at byte {err.start})") from None
     body.clear()  # the text is the only copy from here on
