@@ -1,4 +1,4 @@
-"""Helpers the tests and benchmarks share: synthesized checkpoints, constructed images, a tiny HTTP server."""
+"""Helpers the tests share: synthesized checkpoints, constructed images, a tiny HTTP server, a fake engine."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wanwu.benchsuite.checkpoint import synthesize_resnet18  # noqa: F401 - tests import it from here
+from tests.checkpoints import synthesize_resnet18  # noqa: F401 - tests import it from here
 
 
 def encode(img: Image.Image, fmt: str, **params) -> bytes:  # type: ignore[no-untyped-def]

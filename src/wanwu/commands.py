@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -254,38 +253,28 @@ def _calibrate_bf16(args: argparse.Namespace, source, threads: int, log) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.all or args.parts:
-        return _bench_suite(args)
-    import numpy as np
-
-    from wanwu.benchmark import time_engine
+    from wanwu.benchmark import time_engines
     from wanwu.classifier import open_model
+    from wanwu.cpu import cpu_info
     from wanwu.engines import ENGINES, available_engines
     from wanwu.precision import open_engine
 
     source = open_model(args.model, home_of(args), args.weights)
     threads = args.threads or os.cpu_count() or 1
-    crop = source.spec.preprocessing.crop_size
-    rows = []
-    for engine in args.engine or available_engines():
-        for precision in args.precision or ENGINES[engine].precisions:
-            try:
-                # unguarded: random input says nothing about how often a guard re-runs (bench/engines.py times it on photos)
-                runner = open_engine(engine, source, threads=threads, precision=precision, guard=False)
-            except WanwuError as err:
-                if args.precision:
-                    raise
-                _err.print(f"[dim]skipping {engine}/{precision}: {err}[/dim]")
-                continue
-            for size in args.batch or [1, 8]:
-                batch = np.random.default_rng(0).standard_normal((size, 3, crop, crop), dtype=np.float32)
-                rows.append({"model": source.spec.name, "engine": engine, "precision": precision, "threads": threads,
-                             **time_engine(runner.run, batch, runs=args.runs)})
+    batches = args.batch or [1, 8]
+    images, described = _bench_pixels(args.images, source.spec.preprocessing, max(batches))
+    pairs = [(e, p) for e in args.engine or available_engines() for p in args.precision or ENGINES[e].precisions]
+    skip = None if args.precision else lambda message: _err.print(f"[dim]{message}[/dim]")
+    # guarded bf16 only on real images: random ones are nearly all near-ties, which the guard re-runs in fp32
+    rows = time_engines(lambda name, precision, guard: open_engine(name, source, threads, precision, guard=guard),
+                        pairs, batches, images, runs=args.runs, guarded=args.images is not None, skip=skip)
+    cpu = cpu_info()
     if args.json:
         for row in rows:
-            print_json(row)
+            print_json({"model": source.spec.name, **row, "images": described, "cpu": cpu.as_dict()})
         return 0
-    table = Table(title=f"{source.spec.name}, {threads} threads, median of {args.runs} runs", title_justify="left")
+    title = f"{source.spec.name}, {threads} threads, median of {args.runs} runs on {described}\nCPU: {cpu.describe()}"
+    table = Table(title=title, title_justify="left", min_width=max(map(len, title.splitlines())))  # the title unwrapped
     for column in ("engine", "precision", "batch", "ms/image", "images/s"):
         table.add_column(column, justify="right")
     for row in rows:
@@ -295,39 +284,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_suite(args: argparse.Namespace) -> int:
-    import shutil
+def _bench_pixels(folder: Path | None, pre, count: int):  # type: ignore[no-untyped-def]
+    """The crops to time on, as the service sends them: of the images in ``folder``, else ``count`` random ones."""
+    from wanwu.benchmark import pixel_inputs
+    from wanwu.datasets import image_files
 
-    from wanwu.benchsuite.report import build_table
-    from wanwu.benchsuite.suite import DEFAULT_CONFIGS, PARTS, SuiteOptions, run_suite
-
-    options = SuiteOptions(
-        shared=args.shared.resolve(),
-        threads=args.threads or len(os.sched_getaffinity(0)),
-        parts=tuple(args.parts or PARTS),
-        runs=args.runs,
-        batches=tuple(args.batch or (1, 8)),
-        seconds=args.seconds,
-        rounds=args.rounds,
-        concurrency=tuple(args.concurrency),
-        configs=tuple(args.configs or DEFAULT_CONFIGS),
-        large=not args.no_large,
-        tool="wrk" if shutil.which("wrk") else "aiohttp",
-    )
+    if folder is None:
+        return pixel_inputs(pre, count=count), "random pixels"
     try:
-        result = run_suite(options, log=lambda line: print(line, file=sys.stderr, flush=True))
-    except (FileNotFoundError, ValueError) as err:
+        paths = image_files([folder], "--images folder")
+    except FileNotFoundError as err:
         raise WanwuError(str(err)) from err
-    if args.json_out:
-        args.json_out.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
-        _err.print(f"wrote {args.json_out}")
-    if args.json:
-        print_json(result)
-        return 0
-    title = (f"wanwu bench --all: {options.threads} threads; engines: medians of {options.runs} runs; "
-             f"HTTP: medians of {options.rounds} rounds × {options.seconds:g} s")
-    Console(width=200).print(build_table(result, title))
-    return 0
+    return pixel_inputs(pre, paths), f"{len(paths)} images of {folder}"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
