@@ -103,8 +103,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WanwuError as err:
         print(f"wanwu: error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # a file or folder the command could not read or write: one line, no traceback
+        print(f"wanwu: error: {_os_error_line(err, args.home)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _os_error_line(err: OSError, home: Path | None) -> str:
+    from wanwu.weights import wanwu_home
+
+    if not err.filename:
+        return str(err)
+    line = f"{err.strerror or err}: {err.filename}"
+    store = (home or wanwu_home()).resolve()
+    if store == Path(err.filename).resolve() or store in Path(err.filename).resolve().parents:
+        line += " (the store: --home / WANWU_HOME)"
+    return line
 
 
 if __name__ == "__main__":

@@ -36,6 +36,12 @@ class WeightsVerificationError(WeightsError):
     code = "weights_hash_mismatch"
 
 
+class StoreError(WanwuError):
+    """The store (``--home`` / ``WANWU_HOME``) cannot be written: read-only, full, or not ours."""
+
+    code = "store_unwritable"
+
+
 class ImageError(WanwuError):
     """Base for everything wrong with an uploaded image."""
 

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wanwu.errors import (
     CorruptImageError,
@@ -25,8 +31,12 @@ class InvalidRequestError(ServiceError):
 
 
 class RequestTooLargeError(ServiceError):
+    """The body is over the request limit: answered before it is read, and the connection is closed
+    after the answer, so the rest of the body is neither buffered nor read."""
+
     code = "payload_too_large"
     status = 413
+    headers = {"Connection": "close"}
 
 
 class UnsupportedRequestError(ServiceError):
@@ -56,6 +66,20 @@ class InferenceFailedError(ServiceError):
     status = 500
 
 
+class ShuttingDownError(ServiceError):
+    code = "shutting_down"
+    status = 503
+    headers = {"Retry-After": "1", "Connection": "close"}
+
+
+class InternalError(ServiceError):
+    code = "internal_error"
+    status = 500
+
+
+log = logging.getLogger("wanwu.service")
+
+
 _STATUS: dict[type[WanwuError], int] = {
     UnsupportedImageError: 415,
     ImageTooLargeError: 413,
@@ -82,3 +106,55 @@ def error_response(err: WanwuError) -> JSONResponse:
 async def handle_wanwu_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, WanwuError)
     return error_response(exc)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's last resort (its ``ServerErrorMiddleware``): a bug is a JSON 500 too, never a traceback.
+
+    Starlette logs the exception and re-raises it after this answer, so the traceback goes to the
+    log, not to the client.
+    """
+    return error_response(InternalError("internal error; the server log has the details"))
+
+
+class JsonCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS middleware, with its preflight refusal in the service's JSON error shape."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        message = f"{bytes(response.body).decode()} (allowed origins: WANWU_CORS_ORIGINS / --cors-origin)"
+        headers = {k: v for k, v in response.headers.items() if k.lower().startswith("access-control-")}
+        return JSONResponse({"error": {"code": "cors_rejected", "message": message}}, response.status_code, headers)
+
+
+class ShutdownMiddleware:
+    """A request cut off by the end of the shutdown drain gets a JSON 503, not Uvicorn's plain-text 500.
+
+    When ``timeout_graceful_shutdown`` runs out, Uvicorn cancels the tasks still running (a slow
+    upload, say); ``CancelledError`` is not an ``Exception``, so Starlette's handlers never see it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except asyncio.CancelledError:
+            if not started:
+                await error_response(ShuttingDownError("the server is shutting down; retry on another instance"))(
+                    scope, receive, send
+                )
+            raise
