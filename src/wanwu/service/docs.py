@@ -24,28 +24,21 @@ def add_offline_docs(app: FastAPI) -> None:
     openapi_url = app.openapi_url or "/openapi.json"
     oauth2_redirect = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
 
-    @app.get("/docs", include_in_schema=False)
-    async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=openapi_url,
-            title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
-            swagger_css_url=f"{ASSETS}/swagger-ui.css",
-            swagger_favicon_url=FAVICON,
-            oauth2_redirect_url=oauth2_redirect,
-            swagger_ui_parameters={"validatorUrl": None},  # the validator badge is an image from the internet
-        )
+    # the pages do not change: built once, not per request
+    swagger = get_swagger_ui_html(
+        openapi_url=openapi_url, title=f"{app.title} - Swagger UI", oauth2_redirect_url=oauth2_redirect,
+        swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{ASSETS}/swagger-ui.css", swagger_favicon_url=FAVICON,
+        swagger_ui_parameters={"validatorUrl": None},  # the validator badge is an image from the internet
+    )
+    redoc = get_redoc_html(openapi_url=openapi_url, title=f"{app.title} - ReDoc", redoc_js_url=f"{ASSETS}/redoc.standalone.js",
+                           redoc_favicon_url=FAVICON, with_google_fonts=False)
+    redirect = get_swagger_ui_oauth2_redirect_html()
+    for path, page in (("/docs", swagger), (oauth2_redirect, redirect), ("/redoc", redoc)):
+        app.add_api_route(path, _constant(page), methods=["GET"], include_in_schema=False)
 
-    @app.get(oauth2_redirect, include_in_schema=False)
-    async def swagger_ui_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
 
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=openapi_url,
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{ASSETS}/redoc.standalone.js",
-            redoc_favicon_url=FAVICON,
-            with_google_fonts=False,
-        )
+def _constant(page: HTMLResponse):  # type: ignore[no-untyped-def]
+    async def serve() -> HTMLResponse:
+        return page
+
+    return serve

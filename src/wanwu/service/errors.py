@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
@@ -24,57 +25,42 @@ class ServiceError(WanwuError):
     status = 400
     headers: dict[str, str] = {}
 
+    def __init_subclass__(cls, status: int | None = None, headers: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if headers is not None:
+            cls.headers = headers
 
-class InvalidRequestError(ServiceError):
-    code = "invalid_request"
-    status = 422
+
+class InvalidRequestError(ServiceError, code="invalid_request", status=422): ...
 
 
-class RequestTooLargeError(ServiceError):
+class RequestTooLargeError(ServiceError, code="payload_too_large", status=413, headers={"Connection": "close"}):
     """The body is over the request limit: answered before it is read, and the connection is closed
     after the answer, so the rest of the body is neither buffered nor read."""
 
-    code = "payload_too_large"
-    status = 413
-    headers = {"Connection": "close"}
+
+class UnsupportedRequestError(ServiceError, code="unsupported_media_type", status=415): ...
 
 
-class UnsupportedRequestError(ServiceError):
-    code = "unsupported_media_type"
-    status = 415
+class UnauthorizedError(ServiceError, code="unauthorized", status=401): ...
 
 
-class UnauthorizedError(ServiceError):
-    code = "unauthorized"
-    status = 401
+class OverloadedError(ServiceError, code="overloaded", status=503, headers={"Retry-After": "1"}): ...
 
 
-class OverloadedError(ServiceError):
-    code = "overloaded"
-    status = 503
-    headers = {"Retry-After": "1"}
+class NotReadyError(ServiceError, code="not_ready", status=503, headers={"Retry-After": "2"}): ...
 
 
-class NotReadyError(ServiceError):
-    code = "not_ready"
-    status = 503
-    headers = {"Retry-After": "2"}
+class InferenceFailedError(ServiceError, code="inference_failed", status=500): ...
 
 
-class InferenceFailedError(ServiceError):
-    code = "inference_failed"
-    status = 500
+class ShuttingDownError(ServiceError, code="shutting_down", status=503, headers={"Retry-After": "1", "Connection": "close"}):
+    """The server is draining after SIGTERM: retry, on another replica."""
 
 
-class ShuttingDownError(ServiceError):
-    code = "shutting_down"
-    status = 503
-    headers = {"Retry-After": "1", "Connection": "close"}
-
-
-class InternalError(ServiceError):
-    code = "internal_error"
-    status = 500
+class InternalError(ServiceError, code="internal_error", status=500): ...
 
 
 log = logging.getLogger("wanwu.service")
