@@ -23,7 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from wanwu.benchsuite import fashion
+if __package__ in (None, ""):  # run as a file: bench/ and tests/ are not installed, import them from this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests import fashion  # noqa: E402
 
 ANCHORS = [
     ("Fashion-MNIST benchmark, best classical (SVC, C=10, RBF), 60,000 images", "89.7 %"),

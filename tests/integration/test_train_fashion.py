@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import fashion
 from tests.service.conftest import free_port, wait_until_ready
-from wanwu.benchsuite import fashion
 
 pytestmark = pytest.mark.slow
 PER_CLASS_TRAIN, PER_CLASS_TEST = 30, 10

@@ -26,7 +26,6 @@ LAYERS: list[tuple[str, ...]] = [
     ("training",),
     ("cli_options",),
     ("service",),
-    ("benchsuite",),
     ("train_cli",),
     ("commands",),
     ("cli",),

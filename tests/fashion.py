@@ -1,4 +1,4 @@
-"""Fashion-MNIST (Zalando, MIT) as ImageFolder trees, for the training tests and ``bench/train.py``.
+"""Fashion-MNIST (Zalando, MIT) as ImageFolder trees, for the training tests and ``bench/train.py`` (which imports it from here).
 
 Debian ships it: ``apt-get install dataset-fashion-mnist`` -> ``/usr/share/datasets/fashion-mnist/``
 (gzipped IDX files: 60,000 training and 10,000 test images, 28×28 grayscale, 10 classes).
