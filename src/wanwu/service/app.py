@@ -31,6 +31,8 @@ from wanwu.service.errors import (
     status_of,
 )
 from wanwu.service.metrics_middleware import MetricsMiddleware
+from wanwu.service.models import activation_request, loaded_models
+from wanwu.service.pipeline import Pipeline
 from wanwu.service.settings import ServiceSettings
 from wanwu.service.state import ServiceState
 from wanwu.service.uploads import ClassifyOptions, Upload, read_classify_request
@@ -90,19 +92,25 @@ def _pipeline(state: ServiceState):  # type: ignore[no-untyped-def]
     return state.pipeline
 
 
-async def _classify_all(state: ServiceState, uploads: list[Upload], options: ClassifyOptions) -> list[dict]:
-    pipeline = _pipeline(state)
-    if len(uploads) == 1:
-        return [await pipeline.classify(uploads[0], options)]
+async def _classify_all(state: ServiceState, uploads: list[Upload], options: ClassifyOptions) -> tuple[Pipeline, list[dict]]:
+    _pipeline(state)
+    pipeline = state.pick(options.model)
+    assert pipeline is not None
+    pipeline.inflight += 1  # in the same step as the pick: a version being replaced waits for this request
+    try:
+        if len(uploads) == 1:
+            return pipeline, [await pipeline.classify(uploads[0], options)]
 
-    async def one(upload: Upload) -> dict:
-        try:
-            return await pipeline.classify(upload, options)
-        except WanwuError as err:
-            state.metrics.images.labels("error").inc()
-            return {"filename": upload.filename, **error_body(err), "status": status_of(err)}
+        async def one(upload: Upload) -> dict:
+            try:
+                return await pipeline.classify(upload, options)
+            except WanwuError as err:
+                state.metrics.images.labels("error").inc()
+                return {"filename": upload.filename, **error_body(err), "status": status_of(err)}
 
-    return list(await asyncio.gather(*(one(u) for u in uploads)))
+        return pipeline, list(await asyncio.gather(*(one(u) for u in uploads)))
+    finally:
+        pipeline.inflight -= 1
 
 
 def _add_api_routes(app: FastAPI, state: ServiceState) -> None:
@@ -110,9 +118,8 @@ def _add_api_routes(app: FastAPI, state: ServiceState) -> None:
     async def classify(request: Request) -> JSONResponse:
         """Classify one or more images: multipart field ``image`` or JSON ``{"images": [base64, ...]}``."""
         uploads, options = await read_classify_request(request, state.settings)
-        results = await _classify_all(state, uploads, options)
-        classifier = state.classifier
-        assert classifier is not None
+        pipeline, results = await _classify_all(state, uploads, options)
+        classifier = pipeline.classifier
         # The body is plain JSON types already: a JSONResponse skips FastAPI's jsonable_encoder walk.
         return JSONResponse({
             "model": classifier.model_name,
@@ -138,7 +145,17 @@ def _add_api_routes(app: FastAPI, state: ServiceState) -> None:
                 {"name": s.name, "description": s.description, "top1": s.accuracy.top1, "top5": s.accuracy.top5}
                 for s in list_models()
             ],
+            **loaded_models(state),
         }
+
+    @app.post("/v1/models/{name}/activate", dependencies=[Depends(_require_api_key)], tags=["models"])
+    async def activate(name: str, request: Request) -> JSONResponse:
+        """Load ``name`` (``NAME``, ``NAME@V``, or ``?version=V``) beside what runs, warm it, then switch its slot to it
+        with no failed request; ``?default=true`` also makes it the default model."""
+        _pipeline(state)
+        ref, make_default = activation_request(name, request.query_params)
+        classifier, previous = await state.activate(ref, make_default)
+        return JSONResponse({"activated": classifier.model_name, "previous": previous, **loaded_models(state)})
 
 
 def _add_ops_routes(app: FastAPI, state: ServiceState) -> None:
@@ -163,21 +180,26 @@ def _add_page_routes(app: FastAPI, state: ServiceState) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index(request: Request) -> HTMLResponse:
         model = state.classifier and state.classifier.model_name
-        return HTMLResponse(page.render_page(model=model, lang=_page_lang(request)))
+        return HTMLResponse(page.render_page(model=model, lang=_page_lang(request), models=_model_names(state)))
 
     @app.post("/", response_class=HTMLResponse, include_in_schema=False)
     async def index_post(request: Request) -> HTMLResponse:
         """The seed's plain form post: works without JavaScript."""
         model = state.classifier and state.classifier.model_name
-        lang = _page_lang(request)
+        lang, models = _page_lang(request), _model_names(state)
         try:
             await _require_api_key(request)
             uploads, options = await read_classify_request(request, state.settings)
-            results = await _classify_all(state, uploads, options)
+            pipeline, results = await _classify_all(state, uploads, options)
         except WanwuError as err:
             error = error_body(err)["error"]
-            return HTMLResponse(page.render_page(model=model, error=error, lang=lang), status_code=status_of(err))
-        return HTMLResponse(page.render_page(model=model, results=results, lang=lang))
+            return HTMLResponse(page.render_page(model=model, error=error, lang=lang, models=models), status_code=status_of(err))
+        used = pipeline.classifier.model_name
+        return HTMLResponse(page.render_page(model=used, results=results, lang=lang, models=models, picked=used))
+
+
+def _model_names(state: ServiceState) -> list[str]:
+    return [p.classifier.model_name for p in state.pipelines.values()]
 
 
 def _page_lang(request: Request) -> str:

@@ -33,7 +33,7 @@ _FLAGS: dict[str, tuple[type, str]] = {
 
 def add_serve_parser(sub) -> None:  # type: ignore[no-untyped-def]
     serve = sub.add_parser("serve", help="run the HTTP service and web page (flags override WANWU_* variables)")
-    add_model_options(serve, ("model", "engine", "weights", "precision"), dest_prefix="serve_")
+    add_model_options(serve, ("model", "engine", "weights", "precision"), dest_prefix="serve_", repeatable=("model",))
     for name, (kind, help_text) in _FLAGS.items():
         serve.add_argument(f"--{name.replace('_', '-')}", dest=f"serve_{name}", type=kind, help=help_text)
     serve.add_argument("--fast-decode", dest="serve_fast_decode", action="store_true", default=None)
@@ -45,6 +45,8 @@ def settings_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def
     from wanwu.service.settings import ServiceSettings
 
     flags = {k.removeprefix("serve_"): v for k, v in vars(args).items() if k.startswith("serve_") and v is not None}
+    if isinstance(flags.get("model"), list):  # --model A --model B@2: A is the default, each is loaded once
+        flags["model"], flags["extra_models"] = flags["model"][0], flags["model"][1:]
     if args.home is not None:
         flags["home"] = args.home
     return ServiceSettings(**flags)
@@ -65,8 +67,8 @@ def run_serve(args: argparse.Namespace) -> int:
     except ValidationError as err:
         first = err.errors()[0]
         raise WanwuError(f"invalid setting {first['loc'][0]} (WANWU_{str(first['loc'][0]).upper()}): {first['msg']}") from None
-    if settings.model:
-        check_model_name(settings.model, settings.home)  # an unknown name fails now, with the list of valid ones
+    for model in filter(None, [settings.model, *settings.extra_models]):
+        check_model_name(model, settings.home)  # an unknown name fails now, with the list of valid ones
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     limit_malloc_arenas(settings.malloc_arenas)  # before the decode and engine threads exist
     _own_pillow_limit(settings.max_pixels)

@@ -16,6 +16,7 @@ from wanwu.errors import (
     CorruptImageError,
     ImageTooLargeError,
     TooManyPixelsError,
+    UnknownModelError,
     UnsupportedImageError,
     WanwuError,
 )
@@ -71,6 +72,7 @@ _STATUS: dict[type[WanwuError], int] = {
     ImageTooLargeError: 413,
     TooManyPixelsError: 422,
     CorruptImageError: 422,
+    UnknownModelError: 404,  # model= or an activation naming a model that is not loaded / not in the store
 }
 
 

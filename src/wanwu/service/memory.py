@@ -25,3 +25,17 @@ def limit_malloc_arenas(arenas: int) -> bool:
     except (OSError, AttributeError):  # not glibc (musl has no arenas to cap)
         return False
     return bool(mallopt(_M_ARENA_MAX, arenas))
+
+
+def release_memory() -> bool:
+    """Collect garbage and hand glibc's free pages back to the OS (``malloc_trim``): after a model is replaced,
+    its engine's buffers are free but would otherwise stay in the process. True when glibc trimmed."""
+    import gc
+
+    gc.collect()
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(ctypes.CDLL(None).malloc_trim(0))
+    except (OSError, AttributeError):  # not glibc
+        return False

@@ -191,7 +191,10 @@ def render_page(
     *,
     lang: str = "zh",
     top_k: int = 5,
+    models: list[str] | None = None,
+    picked: str | None = None,
 ) -> str:
+    """``models``: the loaded models, offered in a picker when there are several (``picked`` selected)."""
     lang = lang if lang in LANGS else "zh"
     notice = _error_block(lang, error) if error else ""
     cards = "".join(_card(lang, model, r) for r in results or [])
@@ -201,7 +204,7 @@ def render_page(
 <body>
 {_topbar(lang, model)}
 <main class=wrap>
-{_upload_form(lang, top_k)}
+{_upload_form(lang, top_k, _model_picker(lang, models or [], picked))}
 {_api_key_panel(lang)}
   <div id=notice class=notice>{notice}</div>
   <section class="results{" has-cards" if cards else ""}" aria-live=polite>
@@ -248,7 +251,17 @@ def _topbar(lang: str, model: str | None) -> str:
 </header>"""
 
 
-def _upload_form(lang: str, top_k: int) -> str:
+def _model_picker(lang: str, models: list[str], picked: str | None) -> str:
+    """A ``<select name=model>`` in the form (posted without JavaScript too); hidden until there are two models."""
+    options = "".join(
+        f'<option value="{_e(m.partition("@")[0])}"{" selected" if m == picked else ""}>{_e(m)}</option>' for m in models
+    )
+    hidden = "" if len(models) > 1 else " hidden"
+    return (f'<label class=model-picker id=model-picker-label{hidden}><span data-i18n=model>{_e(_t(lang, "model"))}</span>'
+            f" <select id=model-picker name=model>{options}</select></label>")
+
+
+def _upload_form(lang: str, top_k: int, picker: str = "") -> str:
     t = lambda key: _e(_t(lang, key))  # noqa: E731
     action = "/?lang=en" if lang == "en" else "/"
     return f"""  <form id=upload-form class=dropzone method=post action="{action}" enctype="multipart/form-data">
@@ -264,6 +277,7 @@ def _upload_form(lang: str, top_k: int) -> str:
       <input type=hidden name=top_k value="{int(top_k)}">
       <button type=submit class=submit-btn data-i18n=submit>{t("submit")}</button>
     </div>
+    {picker}
     <noscript><p class=muted>{t("noscript")}</p></noscript>
   </form>"""
 

@@ -26,6 +26,7 @@ class Pipeline:
     metrics: Metrics
     settings: ServiceSettings
     decode_pool: ThreadPoolExecutor
+    inflight: int = 0  # requests holding this pipeline: one replaced by a newer version stops at 0
 
     @property
     def cache_prefix(self) -> str:

@@ -36,6 +36,7 @@ class ServiceSettings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     home: Path | None = None
     model: str | None = None
+    extra_models: list[str] = Field(default_factory=list, description="models loaded beside `model` (--model A --model B@2)")
     engine: str | None = None
     weights: Path | None = None
     precision: str = "auto"

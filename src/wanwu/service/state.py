@@ -12,9 +12,11 @@ import numpy as np
 
 from wanwu.classifier import Classifier, open_model
 from wanwu.engines import default_engine
+from wanwu.errors import UnknownModelError
 from wanwu.precision import open_engine, resolve_precision
 from wanwu.service.batcher import MicroBatcher
-from wanwu.service.cache import make_cache
+from wanwu.service.cache import ResultCache, make_cache
+from wanwu.service.memory import release_memory
 from wanwu.service.metrics import Metrics
 from wanwu.service.pipeline import Pipeline
 from wanwu.service.settings import ServiceSettings
@@ -40,15 +42,24 @@ def warm_batch_sizes(max_batch: int) -> list[int]:
     return sorted({1, max_batch, *range(2, min(max_batch, 16) + 1)})
 
 
+def slot_name(model: str) -> str:
+    """The name a loaded model answers to: ``shop`` for ``shop@3`` (a slot holds one version at a time)."""
+    return model.partition("@")[0]
+
+
 class ServiceState:
     def __init__(self, settings: ServiceSettings, classifier: Classifier | None = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.classifier = classifier
+        self.classifier = classifier  # the default model's (and ``pipeline`` its pipeline)
         self.pipeline: Pipeline | None = None
+        self.pipelines: dict[str, Pipeline] = {}  # every loaded model by slot name, the default included
         self.error: str | None = None
         self.started = time.monotonic()
         self.ready_after_s: float | None = None
+        self._shared: tuple[ThreadPoolExecutor, ResultCache] | None = None
+        self._switching = asyncio.Lock()
+        self._retiring: set[asyncio.Task] = set()
 
     @property
     def ready(self) -> bool:
@@ -64,6 +75,27 @@ class ServiceState:
     def _start_blocking(self) -> None:
         s = self.settings
         classifier = self.classifier or load_classifier(s)
+        pool = ThreadPoolExecutor(s.decode_threads, thread_name_prefix="wanwu-decode")
+        self._shared = (pool, make_cache(s.redis_url, s.cache_size, s.cache_ttl_s))
+        pipeline = self._build(classifier)
+        self.pipelines[slot_name(classifier.model_name)] = pipeline
+        for ref in s.extra_models:  # `serve --model A --model B@2`: each loaded once, picked per request
+            extra = self._build(load_classifier(s.model_copy(update={"model": ref})))
+            self.pipelines[slot_name(extra.classifier.model_name)] = extra
+        self.classifier, self.pipeline = classifier, pipeline
+        self.ready_after_s = time.monotonic() - self.started
+        self.metrics.ready.set(1)
+        log.info(
+            "ready in %.2f s: %s on %s (%s), batch ≤ %d%s",
+            self.ready_after_s, classifier.model_name, classifier.engine.name, classifier.engine.precision, s.max_batch,
+            f"; also {', '.join(p.classifier.model_name for p in self.pipelines.values() if p is not pipeline)}"
+            if len(self.pipelines) > 1 else "",
+        )
+
+    def _build(self, classifier: Classifier) -> Pipeline:
+        """The classifier warmed at every batch size and behind its own micro-batcher (decode pool and cache shared)."""
+        s = self.settings
+        assert self._shared is not None
         classifier.limits = s.image_limits()
         engines = [classifier.engine, *(classifier.engine.replica() for _ in range(s.inference_workers - 1))]
         runners = [partial(classifier.logits, engine=engine) for engine in engines]
@@ -82,21 +114,53 @@ class ServiceState:
             for n in first:
                 run(pixels(n))
         batcher.start()
-        pool = ThreadPoolExecutor(s.decode_threads, thread_name_prefix="wanwu-decode")
-        self.classifier = classifier
-        self.pipeline = Pipeline(classifier, batcher, make_cache(s.redis_url, s.cache_size, s.cache_ttl_s), self.metrics, s, pool)
-        self.ready_after_s = time.monotonic() - self.started
-        self.metrics.ready.set(1)
-        log.info(
-            "ready in %.2f s: %s on %s (%s), batch ≤ %d",
-            self.ready_after_s, classifier.model_name, classifier.engine.name, classifier.engine.precision, s.max_batch,
-        )
+        pool, cache = self._shared
+        return Pipeline(classifier, batcher, cache, self.metrics, s, pool)
+
+    def pick(self, model: str | None) -> Pipeline | None:
+        """The pipeline for ``model`` (a loaded name, or ``NAME@V`` of the loaded version); None: not ready yet."""
+        if not model or self.pipeline is None:
+            return self.pipeline
+        pipeline = self.pipelines.get(slot_name(model))
+        if pipeline is None or ("@" in model and pipeline.classifier.model_name != model):
+            loaded = ", ".join(p.classifier.model_name for p in self.pipelines.values())
+            raise UnknownModelError(f"model {model!r} is not loaded; loaded: {loaded} (POST /v1/models/NAME/activate loads one)")
+        return pipeline
+
+    async def activate(self, ref: str, make_default: bool = False) -> tuple[Classifier, str | None]:
+        """Load ``ref`` beside what runs, warm it, then swap it into its slot; requests already holding the old
+        version finish on it, then it stops and its memory goes. Returns the new classifier and the old version."""
+        async with self._switching:
+            classifier = await asyncio.to_thread(load_classifier, self.settings.model_copy(update={"model": ref}))
+            new = await asyncio.to_thread(self._build, classifier)
+            slot = slot_name(classifier.model_name)
+            old = self.pipelines.get(slot)
+            self.pipelines[slot] = new
+            if make_default or self.pipeline is old:
+                self.classifier, self.pipeline = classifier, new
+            if old is not None:
+                task = asyncio.create_task(self._retire(old))
+                self._retiring.add(task)
+                task.add_done_callback(self._retiring.discard)
+            log.info("activated %s%s", classifier.model_name, f" (was {old.classifier.model_name})" if old else "")
+            return classifier, old.classifier.model_name if old else None
+
+    async def _retire(self, pipeline: Pipeline) -> None:
+        while pipeline.inflight:
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(pipeline.batcher.stop)
+        del pipeline  # the last reference: the replaced engine is freed, and its pages returned
+        await asyncio.to_thread(release_memory)
 
     async def stop(self) -> None:
-        pipeline, self.pipeline = self.pipeline, None
+        pipelines = list(self.pipelines.values())
+        self.pipeline, self.pipelines = None, {}
         self.metrics.ready.set(0)
-        if pipeline is None:
-            return
-        await asyncio.to_thread(pipeline.batcher.stop)
-        pipeline.decode_pool.shutdown(wait=True)
-        await pipeline.cache.close()
+        for task in list(self._retiring):
+            await task
+        for pipeline in pipelines:
+            await asyncio.to_thread(pipeline.batcher.stop)
+        if self._shared is not None:
+            pool, cache = self._shared
+            pool.shutdown(wait=True)
+            await cache.close()

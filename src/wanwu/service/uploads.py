@@ -37,6 +37,10 @@ class ClassifyOptions(BaseModel):
     top_k: int | None = Field(None, ge=1)
     min_score: float = Field(0.0, ge=0.0, le=1.0)
     lang: Literal["zh", "en", "both"] = "both"
+    model: str | None = Field(None, min_length=1, max_length=80)  # one of the loaded models (default: the first)
+
+
+OPTION_FIELDS = ("top_k", "min_score", "lang", "model")
 
 
 @dataclass(frozen=True)
@@ -135,8 +139,8 @@ async def _read_multipart(request: Request, settings: ServiceSettings, limit: in
         for f in files:  # each part's buffer is freed as soon as it is copied out: one copy of the body at a time
             uploads.append(Upload(f.filename, await f.read()))
             await f.close()
-        fields = {k: form.get(k) for k in ("top_k", "min_score", "lang")}
-        fields.update({k: v for k, v in request.query_params.items() if k in ("top_k", "min_score", "lang")})
+        fields = {k: form.get(k) for k in OPTION_FIELDS}
+        fields.update({k: v for k, v in request.query_params.items() if k in OPTION_FIELDS})
         return uploads, _options(fields, settings)
     finally:
         await form.close()
@@ -152,8 +156,8 @@ async def _read_json(request: Request, settings: ServiceSettings, limit: int, hi
     images = payload["images"]
     _check_count(len(images), settings)
     uploads = await asyncio.to_thread(lambda: [_decode_base64(entry, i) for i, entry in enumerate(images)])
-    fields = {k: payload.get(k) for k in ("top_k", "min_score", "lang")}
-    fields.update({k: v for k, v in request.query_params.items() if k in ("top_k", "min_score", "lang")})
+    fields = {k: payload.get(k) for k in OPTION_FIELDS}
+    fields.update({k: v for k, v in request.query_params.items() if k in OPTION_FIELDS})
     return uploads, _options(fields, settings)
 
 

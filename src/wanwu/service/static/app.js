@@ -191,7 +191,9 @@
     let response;
     let data = null;
     try {
-      response = await fetch(`/v1/classify?top_k=${TOP_K}`, { method: "POST", body, headers: authHeaders() });
+      const picker = $("#model-picker");
+      const model = picker && picker.value ? `&model=${encodeURIComponent(picker.value)}` : "";
+      response = await fetch(`/v1/classify?top_k=${TOP_K}${model}`, { method: "POST", body, headers: authHeaders() });
       data = await response.json().catch(() => null);
     } catch (err) {
       return finish(job, { code: "network", message: String((err && err.message) || err) });
@@ -312,10 +314,22 @@
         if (modelTries++ < 60) setTimeout(loadModel, 2000);
         return;
       }
+      showPicker(data.loaded || []);
       modelValue.removeAttribute("data-i18n");
       modelValue.textContent = `${m.model} · ${m.engine}`;
       modelValue.title = `${m.model} · ${m.engine} · ${m.precision} · ${m.threads} threads · ${String(m.weights_sha256 || "").slice(0, 12)}`;
     } catch (_) { /* offline header only; classification reports its own errors */ }
+  }
+
+  /* With several models loaded, the form offers a picker (rendered by the server; refreshed here). */
+  function showPicker(loaded) {
+    const picker = $("#model-picker");
+    const label = $("#model-picker-label");
+    if (!picker || !label || loaded.length < 2) return;
+    const chosen = picker.value;
+    picker.replaceChildren(...loaded.map((m) => el("option", { value: m.name }, m.model)));
+    picker.value = loaded.some((m) => m.name === chosen) ? chosen : (loaded.find((m) => m.default) || loaded[0]).name;
+    label.hidden = false;
   }
 
   applyLang();
