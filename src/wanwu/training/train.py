@@ -12,7 +12,7 @@ import numpy as np
 from wanwu.artifacts import ModelSource
 from wanwu.classifier import open_model
 from wanwu.engines import create_engine, default_engine
-from wanwu.errors import DatasetError, InvalidNameError
+from wanwu.errors import DatasetError, InvalidNameError, WanwuError
 from wanwu.imagefolder import check_trainable
 from wanwu.models.registry import Preprocessing
 from wanwu.trained.source import feature_source
@@ -124,7 +124,7 @@ def train(options: TrainOptions, home: Path, reporter: Reporter | None = None) -
     reporter = reporter or Silent()
     check_name(options.name)
     if options.mode != "head":
-        raise DatasetError(f"--mode {options.mode} is not available yet; use --mode head")
+        raise WanwuError(f"--mode {options.mode} is not built yet; use --mode head (a head on the base's embeddings)")
     started = time.perf_counter()
     data = prepare(options.data, options.labels, options.val, options.val_split, options.seed, reporter)
     base = _base(options, home)
