@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wanwu.errors import EngineUnavailableError, WeightsMissingError
+from wanwu.labels import LabelSet, get_labels
 from wanwu.models.build import load_torch_model
 from wanwu.models.registry import ModelSpec
 from wanwu.weights import ResolvedWeights, find_weights, missing_message, resolve_weights, store_error
@@ -40,6 +41,15 @@ class ModelSource:
     weights_sha256: str
     bundle: Path
     weights: ResolvedWeights | None = None
+
+    @property
+    def labels(self) -> LabelSet:
+        return get_labels(self.spec.labels)
+
+    @property
+    def unknown_below(self) -> float | None:
+        """Top scores below this are marked ``unknown`` (trained models measure one; ImageNet models have none)."""
+        return None
 
     def torch_model(self):  # type: ignore[no-untyped-def]
         if self.weights is None:

@@ -56,3 +56,14 @@ class TooManyPixelsError(ImageError, code="too_many_pixels"): ...
 
 
 class CorruptImageError(ImageError, code="corrupt_image"): ...
+
+
+class DatasetError(WanwuError, code="bad_dataset"):
+    """A training or evaluation folder that cannot be used as it is; the message names the folder."""
+
+
+class InvalidNameError(WanwuError, code="invalid_name"): ...
+
+
+class ArchiveError(WanwuError, code="bad_archive"):
+    """A model archive that is not one, or whose files do not match its SHA-256 manifest."""

@@ -54,8 +54,8 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
 
+    from wanwu.classifier import check_model_name
     from wanwu.errors import WanwuError
-    from wanwu.models import get_model_spec
     from wanwu.service.app import create_app
     from wanwu.service.http11 import JsonErrorsH11Protocol
     from wanwu.service.memory import limit_malloc_arenas
@@ -66,7 +66,7 @@ def run_serve(args: argparse.Namespace) -> int:
         first = err.errors()[0]
         raise WanwuError(f"invalid setting {first['loc'][0]} (WANWU_{str(first['loc'][0]).upper()}): {first['msg']}") from None
     if settings.model:
-        get_model_spec(settings.model)  # an unknown name fails now, with the list of valid ones
+        check_model_name(settings.model, settings.home)  # an unknown name fails now, with the list of valid ones
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     limit_malloc_arenas(settings.malloc_arenas)  # before the decode and engine threads exist
     _own_pillow_limit(settings.max_pixels)
