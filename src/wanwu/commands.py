@@ -337,3 +337,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from rich.progress import MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+    from wanwu.tagging.api import TagOptions, tag
+
+    limits = {k: v for k, v in (("max_bytes", args.max_bytes), ("max_pixels", args.max_pixels)) if v}
+    options = TagOptions(top_k=args.top_k, min_score=args.min_score, fast_decode=args.fast_decode, batch_size=args.batch_size,
+                         decode_workers=args.decode_workers, threads=args.threads, force=args.force, fmt=args.format,
+                         patterns=tuple(args.glob), follow_symlinks=args.follow_symlinks, **limits)
+    columns = (TextColumn("tag"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} images/s"),
+               TextColumn("ETA"), TimeRemainingColumn(), TextColumn("[red]{task.fields[failed]} failed"))
+    with Progress(*columns, console=_err, transient=True, disable=not _err.is_terminal) as progress:
+        task = progress.add_task("tag", total=None, rate="–", failed=0)
+
+        def update(done: int, failed: int, total: int) -> None:
+            elapsed = progress.tasks[task].elapsed or 0.0
+            rate = f"{done / elapsed:.1f}" if elapsed > 1 else "–"
+            progress.update(task, completed=done, total=total, rate=rate, failed=failed)
+
+        summary = tag(args.sources, args.out, model=args.model, engine=args.engine, weights=args.weights,
+                      home=home_of(args), precision=args.precision or "fp32", options=options, progress=update)
+    if args.report:
+        from wanwu.tagging.report import write_report
+
+        write_report(args.report, summary)
+    print_json(summary.as_dict()) if args.json else print(summary.line())
+    return 1 if summary.failed else 0

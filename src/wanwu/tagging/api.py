@@ -1,0 +1,97 @@
+"""``wanwu.tag(...)``: tag a library of images into a JSONL, CSV or Parquet file (resumable)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wanwu.classifier import Classifier, open_model
+from wanwu.engines import default_engine
+from wanwu.precision import open_engine
+from wanwu.tagging.batch import RankOptions, model_info
+from wanwu.tagging.decode import TAG_LIMITS, DecodeSettings
+from wanwu.tagging.discover import discover
+from wanwu.tagging.records import Existing
+from wanwu.tagging.runner import LocalRun, TagSummary
+from wanwu.tagging.stages import cores
+from wanwu.tagging.writers import FORMATS, CsvFile, LineFile, OutputError, format_for
+
+
+@dataclass(frozen=True)
+class TagOptions:
+    top_k: int = 5
+    min_score: float = 0.0
+    fast_decode: bool = False
+    batch_size: int = 16
+    decode_workers: int | None = None  # processes (default: one per core)
+    threads: int | None = None  # inference workers, one thread each (default: one per core)
+    force: bool = False  # tag everything again, starting the output over
+    fmt: str | None = None  # jsonl, csv or parquet (default: from the output's suffix, else jsonl)
+    patterns: tuple[str, ...] = ()  # globs a file in a folder must match (default: image suffixes)
+    follow_symlinks: bool = False
+    max_bytes: int = TAG_LIMITS.max_bytes
+    max_pixels: int = TAG_LIMITS.max_pixels
+    extra: dict = field(default_factory=dict)  # shown in the report's settings
+
+    def decode_settings(self, classifier: Classifier) -> DecodeSettings:
+        limits = type(TAG_LIMITS)(self.max_bytes, self.max_pixels, TAG_LIMITS.bytes_setting, TAG_LIMITS.pixels_setting)
+        return DecodeSettings(classifier.spec.preprocessing, limits, self.fast_decode)
+
+
+def load_tagger(model: str | None = None, engine: str | None = None, weights: Path | None = None, home: Path | None = None,
+                precision: str = "fp32", workers: int | None = None) -> tuple[Classifier, list]:
+    """A classifier and ``workers`` single-threaded engine replicas (OpenVINO: streams of one compiled model)."""
+    source = open_model(model, home, weights)
+    count = workers or cores()
+    first = open_engine(engine or default_engine(), source, threads=1, precision=precision, streams=count)
+    return Classifier(source, first), [first, *(first.replica() for _ in range(count - 1))]
+
+
+def open_output(path: Path, fmt: str, force: bool = False) -> LineFile:
+    """The output to append to (``force``: started over), a torn last line already repaired."""
+    if fmt not in FORMATS:
+        raise OutputError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if fmt == "parquet":
+        from wanwu.tagging.parquet import ParquetFile
+
+        cls: type[LineFile] = ParquetFile
+    else:
+        cls = CsvFile if fmt == "csv" else LineFile
+    if force:
+        cls.remove(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return cls(path)
+
+
+def tag(
+    sources: Sequence[str | os.PathLike], out: str | os.PathLike, *, model: str | None = None, engine: str | None = None,
+    weights: Path | None = None, home: Path | None = None, precision: str = "fp32", options: TagOptions | None = None,
+    progress: Callable[[int, int, int], None] | None = None, tagger: tuple[Classifier, list] | None = None,
+) -> TagSummary:
+    """Tag every image under ``sources`` into ``out``; re-running resumes. ``progress(done, failed, total)``.
+
+    ``tagger``: a ``load_tagger(...)`` result to reuse (its model, engine and precision win).
+    """
+    options = options or TagOptions()
+    found = discover([Path(s) for s in sources], options.patterns, options.follow_symlinks)
+    classifier, engines = tagger or load_tagger(model, engine, weights, home, precision, options.threads)
+    info = model_info(classifier)
+    out = Path(out)
+    output = open_output(out, format_for(out, options.fmt), options.force)
+    try:
+        existing = Existing(info.key)
+        for record in output.read():
+            existing.add(record)
+        total = len(found.files)
+        report = None if progress is None else (lambda done, failed: progress(done, failed, total))
+        run = LocalRun(classifier, engines, info, output, existing, options.decode_settings(classifier),
+                       RankOptions(options.top_k, options.min_score), options.batch_size,
+                       options.decode_workers or cores(), report)
+        summary = run.run(found.files)
+        output.finish(compact=summary.replaced > 0)
+    finally:
+        output.close()
+    summary.out, summary.symlinks_skipped, summary.torn_bytes = str(out), found.symlinks_skipped, output.dropped_bytes
+    return summary
