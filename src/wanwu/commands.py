@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -353,9 +354,14 @@ def cmd_tag(args: argparse.Namespace) -> int:
     with Progress(*columns, console=_err, transient=True, disable=not _err.is_terminal) as progress:
         task = progress.add_task("tag", total=None, rate="–", failed=0)
 
+        first: list[tuple[float, int]] = []  # the rate counts from the first write, not from the model load
+
         def update(done: int, failed: int, total: int) -> None:
-            elapsed = progress.tasks[task].elapsed or 0.0
-            rate = f"{done / elapsed:.1f}" if elapsed > 1 else "–"
+            now = time.monotonic()
+            if not first:
+                first.append((now, done))
+            elapsed = now - first[0][0]
+            rate = f"{(done - first[0][1]) / elapsed:.1f}" if elapsed > 1 else "–"
             progress.update(task, completed=done, total=total, rate=rate, failed=failed)
 
         summary = tag(args.sources, args.out, model=args.model, engine=args.engine, weights=args.weights,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from wanwu.classifier import Classifier
 from wanwu.tagging.batch import RankOptions, record_for, tag_batch
-from wanwu.tagging.decode import DecodeSettings, Loaded, Task
+from wanwu.tagging.decode import DecodeSettings, Loaded, Task, worker_load
 from wanwu.tagging.discover import Found
 from wanwu.tagging.records import Existing, ModelInfo
 from wanwu.tagging.stages import DecodeStage, InferStage
@@ -54,8 +54,9 @@ class TagSummary:
                                               if self.errors else "")
         parts = [f"tagged {self.tagged:,}", f"reused {self.reused:,} (identical files)",
                  f"skipped {self.skipped:,} (already tagged)", failed]
+        torn = f" (cut a half-written last line left by a killed run: {self.torn_bytes} bytes)" if self.torn_bytes else ""
         return (f"{', '.join(parts)} · {self.images:,} images in {self.elapsed_s:.1f} s, "
-                f"{self.images_per_s:.1f} images/s → {self.out}")
+                f"{self.images_per_s:.1f} images/s → {self.out}{torn}")
 
     def as_dict(self) -> dict:
         return {**{k: v for k, v in self.__dict__.items() if k != "errors"}, "errors": dict(self.errors),
@@ -65,10 +66,10 @@ class TagSummary:
 class LocalRun:
     def __init__(self, classifier: Classifier, engines: list, info: ModelInfo, output: LineFile, existing: Existing,
                  settings: DecodeSettings, rank: RankOptions, batch_size: int, decode_workers: int,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, load: Callable[[Task], Loaded] = worker_load) -> None:
         self.classifier, self.engines, self.info, self.output, self.existing = classifier, engines, info, output, existing
         self.settings, self.rank, self.batch_size, self.decode_workers = settings, rank, batch_size, decode_workers
-        self.progress = progress
+        self.progress, self.load = progress, load
         self.summary = TagSummary(str(output.path))
         self._lock = threading.Lock()
         self._claims: dict[str, list[Loaded]] = {}  # hash -> identical files waiting for its predictions
@@ -80,7 +81,7 @@ class LocalRun:
         self.summary.images = len(files)
         sizes = Counter(f.size for f in files if f.error is None)
         window = max(4 * self.decode_workers, 2 * self.batch_size * len(self.engines))
-        decode = DecodeStage(self.settings, self.decode_workers, window)
+        decode = DecodeStage(self.settings, self.decode_workers, window, self.load)
         infer = InferStage(self.engines, self._infer)
         try:
             for found in files:

@@ -32,8 +32,10 @@ class DecodeStage:
     retried one at a time in a fresh pool, and the one that kills it again gets a ``worker_crashed`` error.
     """
 
-    def __init__(self, settings: DecodeSettings, workers: int, window: int) -> None:
+    def __init__(self, settings: DecodeSettings, workers: int, window: int,
+                 load: Callable[[Task], Loaded] = worker_load) -> None:
         self.settings = settings
+        self.load = load  # a module-level function (it is pickled to the workers by name)
         self.workers = workers
         self.window = window
         self._pending: deque[tuple[Task, Future]] = deque()
@@ -52,7 +54,7 @@ class DecodeStage:
         return len(self._pending) >= self.window
 
     def submit(self, task: Task) -> None:
-        self._pending.append((task, self._pool.submit(worker_load, task)))
+        self._pending.append((task, self._pool.submit(self.load, task)))
 
     def next(self) -> tuple[Task, Loaded]:
         task, future = self._pending[0]
@@ -73,7 +75,7 @@ class DecodeStage:
         for task in tasks:
             done: Future = Future()
             try:
-                done.set_result(self._pool.submit(worker_load, task).result())
+                done.set_result(self._pool.submit(self.load, task).result())
             except BrokenProcessPool:
                 done.set_result(Loaded(task.rel, size=task.size, error=(
                     "worker_crashed", f"the decoder process died on {task.rel} (out of memory, or a crash in its codec)")))
