@@ -39,9 +39,10 @@ def library(photos_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_records_on_real_photos(library: Path, shared_home: Path, tmp_path: Path) -> None:
     out = tmp_path / "tags.jsonl"
-    proc = wanwu(shared_home, "tag", str(library), "--out", str(out), "--top-k", "3", "--json")
+    proc = wanwu(shared_home, "tag", str(library), "--out", str(out), "--top-k", "3", "--json", "--report", str(tmp_path / "r.html"))
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
+    assert (tmp_path / "r.html").read_text().count('src="data:image/jpeg;base64,') == summary["images"]
     files = sorted(p for p in library.rglob("*.jpg"))
     assert (summary["images"], summary["tagged"], summary["failed"]) == (len(files), len(files), 0)
     records = {r["path"]: r for r in read_jsonl(out)}

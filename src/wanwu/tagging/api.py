@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from wanwu.classifier import Classifier, open_model
@@ -12,8 +12,8 @@ from wanwu.engines import default_engine
 from wanwu.precision import open_engine
 from wanwu.tagging.batch import RankOptions, model_info
 from wanwu.tagging.decode import TAG_LIMITS, DecodeSettings
-from wanwu.tagging.discover import discover
-from wanwu.tagging.records import Existing
+from wanwu.tagging.discover import common_base, discover
+from wanwu.tagging.records import Existing, ModelInfo
 from wanwu.tagging.runner import LocalRun, TagSummary
 from wanwu.tagging.stages import cores
 from wanwu.tagging.writers import FORMATS, CsvFile, LineFile, OutputError, format_for
@@ -33,7 +33,6 @@ class TagOptions:
     follow_symlinks: bool = False
     max_bytes: int = TAG_LIMITS.max_bytes
     max_pixels: int = TAG_LIMITS.max_pixels
-    extra: dict = field(default_factory=dict)  # shown in the report's settings
 
     def decode_settings(self, classifier: Classifier) -> DecodeSettings:
         limits = type(TAG_LIMITS)(self.max_bytes, self.max_pixels, TAG_LIMITS.bytes_setting, TAG_LIMITS.pixels_setting)
@@ -79,7 +78,8 @@ def tag(
     classifier, engines = tagger or load_tagger(model, engine, weights, home, precision, options.threads)
     info = model_info(classifier)
     out = Path(out)
-    output = open_output(out, format_for(out, options.fmt), options.force)
+    fmt = format_for(out, options.fmt)
+    output = open_output(out, fmt, options.force)
     try:
         existing = Existing(info.key)
         for record in output.read():
@@ -94,4 +94,14 @@ def tag(
     finally:
         output.close()
     summary.out, summary.symlinks_skipped, summary.torn_bytes = str(out), found.symlinks_skipped, output.dropped_bytes
+    summary.settings = run_settings(sources, out, fmt, info, options, len(engines))
     return summary
+
+
+def run_settings(sources: Sequence[str | os.PathLike], out: Path, fmt: str, info: ModelInfo, options: TagOptions,
+                 inference_workers: int, runner: str = "local") -> dict:
+    """What a run was asked to do and with what: part of the summary and of the report."""
+    chosen = {k: v for k, v in asdict(options).items() if k not in ("fmt", "decode_workers", "threads")}
+    return {"sources": [str(s) for s in sources], "base": common_base([Path(s) for s in sources]), "out": str(out),
+            "format": fmt, **info.as_dict(), **chosen, "decode_workers": options.decode_workers or cores(),
+            "inference_workers": inference_workers, "cores": cores(), "runner": runner}

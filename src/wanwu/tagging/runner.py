@@ -42,6 +42,7 @@ class TagSummary:
     errors: Counter = field(default_factory=Counter)  # code -> images
     symlinks_skipped: int = 0
     torn_bytes: int = 0  # a killed run's half-written last line, truncated before appending
+    settings: dict = field(default_factory=dict)  # what ran, how (for the report)
 
     @property
     def images_per_s(self) -> float:
