@@ -11,6 +11,7 @@ What it decides per file, in the main thread, as decoded results come back in or
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -39,6 +40,7 @@ class TagSummary:
     decoded: int = 0
     replaced: int = 0  # older records of re-tagged images (failed or changed), dropped at the end
     elapsed_s: float = 0.0
+    cpu_s: float = 0.0  # CPU time of the run (this process and its decode workers), for core-ms per image
     errors: Counter = field(default_factory=Counter)  # code -> images
     symlinks_skipped: int = 0
     torn_bytes: int = 0  # a killed run's half-written last line, truncated before appending
@@ -78,7 +80,7 @@ class LocalRun:
         self._pending: list[Loaded] = []
 
     def run(self, files: list[Found]) -> TagSummary:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_s()
         self.summary.images = len(files)
         sizes = Counter(f.size for f in files if f.error is None)
         window = max(4 * self.decode_workers, 2 * self.batch_size * len(self.engines))
@@ -101,7 +103,7 @@ class LocalRun:
             infer.close()
             decode.close()
         self._orphans()
-        self.summary.elapsed_s = time.perf_counter() - started
+        self.summary.elapsed_s, self.summary.cpu_s = time.perf_counter() - started, _cpu_s() - cpu
         return self.summary
 
     def _take(self, decode: DecodeStage, infer: InferStage) -> None:
@@ -185,6 +187,12 @@ class LocalRun:
         if self.progress is not None:
             s = self.summary
             self.progress(s.tagged + s.reused + s.failed + s.skipped, s.failed)
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and of its children that have ended (the decode workers, once closed)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def _error_of(record: dict) -> tuple[str, str] | None:
