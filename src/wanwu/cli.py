@@ -85,6 +85,9 @@ def _add_tag_parser(sub) -> None:  # type: ignore[no-untyped-def]
     tag.add_argument("--max-pixels", type=int, help="images with more pixels are refused from the header (default 64 M)")
     tag.add_argument("--report", type=Path, help="also write an offline HTML report (thumbnails, filters, histogram)")
     tag.add_argument("--json", action="store_true", help="print the summary as JSON")
+    tag.add_argument("--ray", metavar="auto|ADDRESS", help="run on a Ray cluster (pip install 'wanwu[ray]'); auto: the "
+                     "running one (RAY_ADDRESS) or a local one; --threads is then each actor's CPUs (default 1)")
+    tag.add_argument("--ray-actors", type=int, help="engine actors on the cluster (default: half its CPUs)")
     add_model_options(tag)
 
 

@@ -365,7 +365,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
             progress.update(task, completed=done, total=total, rate=rate, failed=failed)
 
         summary = tag(args.sources, args.out, model=args.model, engine=args.engine, weights=args.weights,
-                      home=home_of(args), precision=args.precision or "fp32", options=options, progress=update)
+                      home=home_of(args), precision=args.precision or "fp32", options=options, progress=update,
+                      ray=args.ray, ray_actors=args.ray_actors)
     if args.report:
         from wanwu.tagging.report import write_report
 

@@ -17,7 +17,7 @@ __all__ = ["TagOptions", "TagSummary", "load_tagger", "tag"]
 
 if TYPE_CHECKING:
     from wanwu.tagging.api import TagOptions, load_tagger, tag
-    from wanwu.tagging.runner import TagSummary
+    from wanwu.tagging.ledger import TagSummary
 
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]
@@ -27,7 +27,7 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
 
         return getattr(api, name)
     if name == "TagSummary":
-        from wanwu.tagging.runner import TagSummary
+        from wanwu.tagging.ledger import TagSummary
 
         return TagSummary
     raise AttributeError(f"module 'wanwu.tagging' has no attribute {name!r}")

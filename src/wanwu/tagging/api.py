@@ -8,13 +8,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from wanwu.classifier import Classifier, open_model
-from wanwu.engines import default_engine
+from wanwu.engines import check_precision, default_engine
+from wanwu.models.registry import Preprocessing
 from wanwu.precision import open_engine
-from wanwu.tagging.batch import RankOptions, model_info
+from wanwu.tagging.batch import RankOptions, model_info, wanwu_version
 from wanwu.tagging.decode import TAG_LIMITS, DecodeSettings
 from wanwu.tagging.discover import common_base, discover
+from wanwu.tagging.ledger import Ledger, TagSummary
 from wanwu.tagging.records import Existing, ModelInfo
-from wanwu.tagging.runner import LocalRun, TagSummary
+from wanwu.tagging.runner import LocalRun
 from wanwu.tagging.stages import cores
 from wanwu.tagging.writers import FORMATS, CsvFile, LineFile, OutputError, format_for
 
@@ -34,9 +36,9 @@ class TagOptions:
     max_bytes: int = TAG_LIMITS.max_bytes
     max_pixels: int = TAG_LIMITS.max_pixels
 
-    def decode_settings(self, classifier: Classifier) -> DecodeSettings:
+    def decode_settings(self, preprocessing: Preprocessing) -> DecodeSettings:
         limits = type(TAG_LIMITS)(self.max_bytes, self.max_pixels, TAG_LIMITS.bytes_setting, TAG_LIMITS.pixels_setting)
-        return DecodeSettings(classifier.spec.preprocessing, limits, self.fast_decode)
+        return DecodeSettings(preprocessing, limits, self.fast_decode)
 
 
 def load_tagger(model: str | None = None, engine: str | None = None, weights: Path | None = None, home: Path | None = None,
@@ -68,15 +70,25 @@ def tag(
     sources: Sequence[str | os.PathLike], out: str | os.PathLike, *, model: str | None = None, engine: str | None = None,
     weights: Path | None = None, home: Path | None = None, precision: str = "fp32", options: TagOptions | None = None,
     progress: Callable[[int, int, int], None] | None = None, tagger: tuple[Classifier, list] | None = None,
+    ray: str | None = None, ray_actors: int | None = None,
 ) -> TagSummary:
     """Tag every image under ``sources`` into ``out``; re-running resumes. ``progress(done, failed, total)``.
 
-    ``tagger``: a ``load_tagger(...)`` result to reuse (its model, engine and precision win).
+    ``tagger``: a ``load_tagger(...)`` result to reuse (its model, engine and precision win). ``ray``: run on
+    a Ray cluster (``"auto"`` or an address; ``pip install 'wanwu[ray]'``) with ``ray_actors`` engines of
+    ``options.threads`` CPUs each (default: half the cluster's CPUs, one each).
     """
     options = options or TagOptions()
     found = discover([Path(s) for s in sources], options.patterns, options.follow_symlinks)
-    classifier, engines = tagger or load_tagger(model, engine, weights, home, precision, options.threads)
-    info = model_info(classifier)
+    if ray:
+        info, make = _ray_runner(model, engine, weights, home, precision, options, ray, ray_actors)
+    else:
+        classifier, engines = tagger or load_tagger(model, engine, weights, home, precision, options.threads)
+        info = model_info(classifier)
+        settings = options.decode_settings(classifier.spec.preprocessing)
+        make = lambda ledger: LocalRun(ledger, classifier, engines, settings,  # noqa: E731
+                                       RankOptions(options.top_k, options.min_score), options.batch_size,
+                                       options.decode_workers or cores())
     out = Path(out)
     fmt = format_for(out, options.fmt)
     output = open_output(out, fmt, options.force)
@@ -86,22 +98,41 @@ def tag(
             existing.add(record)
         total = len(found.files)
         report = None if progress is None else (lambda done, failed: progress(done, failed, total))
-        run = LocalRun(classifier, engines, info, output, existing, options.decode_settings(classifier),
-                       RankOptions(options.top_k, options.min_score), options.batch_size,
-                       options.decode_workers or cores(), report)
-        summary = run.run(found.files)
+        runner = make(Ledger(info, output, existing, report))
+        summary = runner.run(found.files)
         output.finish(compact=summary.replaced > 0)
     finally:
         output.close()
     summary.out, summary.symlinks_skipped, summary.torn_bytes = str(out), found.symlinks_skipped, output.dropped_bytes
-    summary.settings = run_settings(sources, out, fmt, info, options, len(engines))
+    summary.settings = run_settings(sources, out, fmt, info, options, runner)
     return summary
 
 
+def _ray_runner(model: str | None, engine: str | None, weights: Path | None, home: Path | None, precision: str,
+                options: TagOptions, address: str, actors: int | None) -> tuple[ModelInfo, Callable]:
+    from wanwu.tagging.ray_run import RayRun
+
+    source = open_model(model, home, weights)
+    engine = engine or default_engine()
+    check_precision(engine, precision)  # here, not as an actor's traceback
+    info = ModelInfo(source.spec.name, source.weights_sha256, precision, engine, wanwu_version())
+    settings = options.decode_settings(source.spec.preprocessing)
+    tagger = {"model": source.spec.name, "engine": engine, "weights": str(weights) if weights else None,
+              "home": str(home) if home else None, "precision": precision, "top_k": options.top_k,
+              "min_score": options.min_score, "fast_decode": options.fast_decode, "max_pixels": options.max_pixels}
+    return info, lambda ledger: RayRun(ledger, settings, tagger, options.batch_size, address, actors, options.threads or 1)
+
+
 def run_settings(sources: Sequence[str | os.PathLike], out: Path, fmt: str, info: ModelInfo, options: TagOptions,
-                 inference_workers: int, runner: str = "local") -> dict:
+                 runner: object) -> dict:
     """What a run was asked to do and with what: part of the summary and of the report."""
     chosen = {k: v for k, v in asdict(options).items() if k not in ("fmt", "decode_workers", "threads")}
-    return {"sources": [str(s) for s in sources], "base": common_base([Path(s) for s in sources]), "out": str(out),
-            "format": fmt, **info.as_dict(), **chosen, "decode_workers": options.decode_workers or cores(),
-            "inference_workers": inference_workers, "cores": cores(), "runner": runner}
+    settings = {"sources": [str(s) for s in sources], "base": common_base([Path(s) for s in sources]), "out": str(out),
+                "format": fmt, **info.as_dict(), **chosen, "cores": cores()}
+    if isinstance(runner, LocalRun):
+        return {**settings, "runner": "local", "decode_workers": runner.decode_workers,
+                "inference_workers": len(runner.engines)}
+    cluster = getattr(runner, "cluster", {})
+    return {**settings, "runner": f"ray ({cluster.get('address')}, {cluster.get('cluster_cpus')} CPUs)",
+            "decode_workers": "Ray tasks", "ray": cluster,
+            "inference_workers": f"{cluster.get('actors')} actors × {cluster.get('actor_cpus')} CPU"}

@@ -24,15 +24,18 @@ class RankOptions:
     min_score: float = 0.0
 
 
-def model_info(classifier: Classifier) -> ModelInfo:
+def wanwu_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        wanwu_version = version("wanwu")
+        return version("wanwu")
     except PackageNotFoundError:  # run from a source tree that was never installed
-        wanwu_version = "unknown"
+        return "unknown"
+
+
+def model_info(classifier: Classifier) -> ModelInfo:
     engine = classifier.engine
-    return ModelInfo(classifier.model_name, classifier.weights_sha256, engine.precision, engine.name, wanwu_version)
+    return ModelInfo(classifier.model_name, classifier.weights_sha256, engine.precision, engine.name, wanwu_version())
 
 
 def record_for(info: ModelInfo, item: Loaded, predictions: list[dict] | None = None,

@@ -107,17 +107,21 @@ def _read(task: Task, limits: ImageLimits) -> bytes | Loaded:
         return Loaded(task.rel, error=("unreadable_file", f"{task.rel} disappeared before it was read"))
     except OSError as err:
         return Loaded(task.rel, size=task.size, error=("unreadable_file", f"cannot read {task.rel}: {err.strerror or err}"))
-    if len(data) > limits.max_bytes:
-        return Loaded(task.rel, size=task.size, error=(
-            "payload_too_large", f"{task.rel} is over {limits.max_bytes:,} bytes (raise the limit with {limits.bytes_setting})"))
-    return data
+    return data  # up to one byte over the limit: load_data refuses it
 
 
 def load_file(task: Task, settings: DecodeSettings) -> Loaded:
     """Read, hash and (unless its hash is known or ``hash_only``) decode one file."""
     data = _read(task, settings.limits)
-    if isinstance(data, Loaded):
-        return data
+    return data if isinstance(data, Loaded) else load_data(data, task, settings)
+
+
+def load_data(data: bytes, task: Task, settings: DecodeSettings) -> Loaded:
+    """One file's bytes (read here or by Ray Data): hash, then decode unless its hash is known or ``hash_only``."""
+    if len(data) > settings.limits.max_bytes:
+        return Loaded(task.rel, size=len(data), error=(
+            "payload_too_large", f"{task.rel} is over {settings.limits.max_bytes:,} bytes "
+                                 f"(raise the limit with {settings.limits.bytes_setting})"))
     sha = hashlib.sha256(data).hexdigest()
     if sha in task.known:
         return Loaded(task.rel, sha, len(data), known=True)

@@ -20,8 +20,8 @@ from PIL import Image
 
 from wanwu.errors import ImageError
 from wanwu.preprocess import ImageLimits, decode_image
+from wanwu.tagging.ledger import TagSummary
 from wanwu.tagging.report_page import render_page
-from wanwu.tagging.runner import TagSummary
 from wanwu.tagging.stages import cores
 from wanwu.tagging.writers import latest_only
 

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from html import escape
 
-from wanwu.tagging.runner import TagSummary
+from wanwu.tagging.ledger import TagSummary
 
 HISTOGRAM_BARS = 30
 
@@ -76,8 +76,8 @@ def _settings_rows(summary: TagSummary, images: int, failed: int) -> str:
         "this run": f"tagged {summary.tagged:,}, reused {summary.reused:,}, skipped {summary.skipped:,}, "
                     f"failed {summary.failed:,} in {summary.elapsed_s:.1f} s ({summary.images_per_s:.1f} images/s)",
         "model": f"{s['model']} (weights {s['weights_sha256'][:12]}…), {s['engine']}, {s['precision']}",
-        "workers": f"{s['decode_workers']} decode processes, {s['inference_workers']} inference workers, {s['cores']} cores "
-                   f"({s['runner']})",
+        "workers": f"decode: {s['decode_workers']}, inference: {s['inference_workers']}; {s['runner']}, "
+                   f"{s['cores']} cores here",
         "options": f"top-k {s['top_k']}, min-score {s['min_score']}, batch {s['batch_size']}, "
                    f"fast decode {'on' if s['fast_decode'] else 'off'}",
         "sources": ", ".join(s["sources"]),
