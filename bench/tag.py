@@ -13,7 +13,8 @@
 - the usual PyTorch recipe: ``DataLoader(num_workers=2, batch_size=32)`` over a Dataset that decodes
   with PIL and the exact eval transform, and an eager model loop in ``torch.inference_mode()``, on the
   first ``--dataloader-count`` images (its rate is steady; the whole set would take half an hour);
-- peak RSS of `wanwu tag` at ``--count`` vs ``--big-count`` images (0 skips it).
+- peak RSS of `wanwu tag` at ``--count`` vs ``--big-count`` images (0 skips it);
+- with ``--ray-count N``: `wanwu tag --ray` on a one-node cluster vs the local path on N images.
 """
 
 from __future__ import annotations
@@ -201,6 +202,34 @@ def run_dataloader(args: argparse.Namespace, files: list[Path]) -> dict:
     return {**result, **child, "images_per_s": child["images"] / child["loop_s"]}
 
 
+RAY_CLUSTER = """
+set -e
+ip link set lo up
+export RAY_AUTH_MODE=disabled RAY_TMPDIR="$(mktemp -d /tmp/wanwu-ray.XXXXXX)"
+RAY="$(dirname "$PYTHON")/ray"
+trap '"$RAY" stop --force > /dev/null 2>&1; rm -rf "$RAY_TMPDIR"' EXIT
+"$RAY" start --head --node-ip-address 127.0.0.1 --port 6390 --num-cpus "$CPUS" --include-dashboard false \
+    --disable-usage-stats > /dev/null 2>&1
+exec "$PYTHON" -m wanwu.cli "$@" --ray 127.0.0.1:6390
+"""
+
+
+def run_ray(args: argparse.Namespace, sources: list[Path], out: Path, cores: int) -> dict:
+    """`wanwu tag --ray` on a one-node cluster started for it (2 logical CPUs per core), in a private network
+    namespace (``ray start`` advertises the external interface otherwise); the cluster start is not timed."""
+    out.unlink(missing_ok=True)
+    model = ["--model", args.model] + (["--engine", args.engine] if args.engine else [])
+    env = {**os.environ, "PYTHON": sys.executable, "CPUS": str(2 * cores)}
+    command = ["unshare", "-n", "bash", "-c", RAY_CLUSTER, "ray-bench", "--home", str(args.home), "tag",
+               *map(str, sources), "--out", str(out), "--json", "--ray-actors", str(cores), *model]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    if not proc.stdout.strip():
+        raise RuntimeError(f"wanwu tag --ray failed: {proc.stderr[-3000:]}")
+    summary = json.loads(proc.stdout.splitlines()[-1])
+    return {"images": summary["images"], "pipeline_s": summary["elapsed_s"], "images_per_s": summary["images_per_s"],
+            "ray": summary["settings"].get("ray")}
+
+
 def ceiling(args: argparse.Namespace, files: list[Path], cores: int, fast: bool = False) -> dict:
     """The issue's ceiling (wall: engine ms/image at its best + decode core-ms / cores) and the same in CPU time.
 
@@ -254,6 +283,12 @@ def table(results: dict) -> str:
         lines += ["", f"peak RSS of `wanwu tag` (process tree / main process): {n:,} images "
                       f"{small['peak_rss_tree_mb']:.0f} / {small['peak_rss_main_mb']:.0f} MB; {big['images']:,} images "
                       f"{big['peak_rss_tree_mb']:.0f} / {big['peak_rss_main_mb']:.0f} MB ({growth:+.1%})"]
+    if "ray" in results:
+        local, ray = results["ray"]["local"], results["ray"]["ray"]
+        lines += ["", f"Ray on this machine ({ray['images']:,} images, {ray['ray']['actors']} actors, "
+                      f"{ray['ray']['cluster_cpus']:g} logical CPUs): {ray['images_per_s']:.1f} images/s vs local "
+                      f"{local['images_per_s']:.1f} ({ray['images_per_s'] / local['images_per_s'] - 1:+.0%}; the Ray figure "
+                      "includes its actors' start and model load)"]
     e, ec = c["engine"]["best"], c["engine"]["best_cpu"]
     lines += ["", f"ceiling parts: engine {e['ms_per_image']:.2f} ms/image wall ({e['split']}, batch {e['batch']}), "
                   f"{ec['cpu_ms_per_image']:.2f} CPU ms/image ({ec['split']}, batch {ec['batch']}); decode "
@@ -276,6 +311,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dataloader-count", type=int, default=1000,
                         help="images for the DataLoader loop (its steady rate; the whole set takes ~30 min on 2 cores)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("dataloader", "predict"))
+    parser.add_argument("--ray-count", type=int, default=0,
+                        help="also compare `wanwu tag --ray` (a one-node cluster) with the local path on this many images")
     parser.add_argument("--fast", action="store_true", help="also run `wanwu tag --fast-decode` against its ceiling")
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--dataloader-child", type=Path, help=argparse.SUPPRESS)
@@ -314,6 +351,11 @@ def main() -> int:
     if "predict" not in args.skip:
         log("shell loop of wanwu predict")
         results["predict_loop"] = predict_loop(args, small, args.count)
+    if args.ray_count:
+        log(f"wanwu tag --ray vs local, {args.ray_count:,} images")
+        ray_sources = folders_for(lib, args.ray_count)
+        results["ray"] = {"local": run_tag(args, ray_sources, out / "tags-local.jsonl"),
+                          "ray": run_ray(args, ray_sources, out / "tags-ray.jsonl", cores)}
     if args.big_count:
         log(f"wanwu tag, {args.big_count:,} images (peak RSS)")
         results["tag_big"] = run_tag(args, folders_for(lib, args.big_count), out / "tags-big.jsonl")

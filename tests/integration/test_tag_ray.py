@@ -74,3 +74,25 @@ def test_a_two_node_ray_cluster_writes_the_local_records(photos_dir: Path, share
     assert sorted(ray_records) == sorted(local_records) and len(ray_records) == 21
     different = [p for p in local_records if not _same(local_records[p], ray_records[p])]
     assert different == [], f"{different[0]}: local {local_records[different[0]]} vs ray {ray_records[different[0]]}"
+
+
+def test_tagger_is_a_map_batches_ready_callable(photos_dir: Path, shared_home: Path, tmp_path: Path) -> None:
+    """Called as Ray Data would call it on ``read_binary_files(include_paths=True)`` batches (no cluster needed)."""
+    import numpy as np
+
+    from wanwu.tagging.api import TagOptions, tag
+    from wanwu.tagging.on_ray import Tagger
+
+    files = sorted(photos_dir.glob("*.jpg"))[:3]
+    tagger = Tagger(model="efficientnet_lite0", home=str(shared_home), top_k=3)
+    batch = {"bytes": np.array([f.read_bytes() for f in files] + [b"not an image"], dtype=object),
+             "path": np.array([str(f) for f in files] + ["/x/notes.jpg"], dtype=object)}
+    out = tagger(batch)
+    assert set(out) == {"path", "record", "label", "score", "known"} and len(out["record"]) == 4
+    records = [json.loads(r) for r in out["record"]]
+    assert records[3]["error"]["code"] == "unsupported_media_type" and out["label"][3] == ""
+    tag(files, tmp_path / "local.jsonl", model="efficientnet_lite0", home=shared_home,
+        options=TagOptions(top_k=3, decode_workers=1))
+    local = {r["sha256"]: r["predictions"] for r in read_jsonl(tmp_path / "local.jsonl")}
+    assert [local[r["sha256"]] for r in records[:3]] == [r["predictions"] for r in records[:3]]
+    assert list(out["label"][:3]) == [r["predictions"][0]["label"] for r in records[:3]]
