@@ -111,6 +111,25 @@ def _wait_for_lines(path: Path, lines: int, proc: subprocess.Popen, timeout: flo
         time.sleep(0.02)
 
 
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_sigkill_mid_run_then_rerun_tags_every_image_exactly_once(shared_home: Path, tmp_path: Path) -> None:
     lib, out = tmp_path / "lib", tmp_path / "tags.jsonl"
     names = [f"{i // 50:02d}/img{i:03d}.jpg" for i in range(300)]
@@ -120,9 +139,18 @@ def test_sigkill_mid_run_then_rerun_tags_every_image_exactly_once(shared_home: P
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         _wait_for_lines(out, 40, proc)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the run and its decoder processes, as `kill -9` on the group
+        decoders = _children(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)  # `kill -9 PID`: the run only; its decoder processes must notice and go
         proc.wait(timeout=60)
+        deadline = time.monotonic() + 20
+        while any(map(_running, decoders)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert decoders and not any(map(_running, decoders)), "orphaned decoders stayed"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group
+        except ProcessLookupError:
+            pass
     assert proc.returncode == -signal.SIGKILL
     data = out.read_bytes()
     complete = data[: data.rfind(b"\n") + 1]

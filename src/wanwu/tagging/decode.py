@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,6 +139,15 @@ def init_worker(settings: DecodeSettings) -> None:
     """Process-pool initializer: the settings every task of this run shares, sent once per worker."""
     global _settings
     _settings = settings
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="wanwu-parent-watch", daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    # A pool worker waits on its task queue forever, even after `kill -9` of the run that started it
+    # (it holds that queue's write end too): once it is an orphan, it exits.
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def worker_load(task: Task) -> Loaded:
