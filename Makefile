@@ -1,8 +1,8 @@
-# The two commands a newcomer needs: `make demo` (set up + classify the sample photos) and `make test`.
+# The two commands a newcomer needs: `make demo` (set up + classify the public-domain photos in examples/) and `make test`.
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PHOTOS ?= ../shared/data/photos
+PHOTOS ?= examples
 
 .PHONY: setup demo test lint bench serve verify-container
 
@@ -23,9 +23,10 @@ test: setup
 lint: setup
 	$(BIN)/ruff check src tests bench
 
-# Every part of the benchmark in one run (~35 min): engines, preprocessing, HTTP vs the seed, cold start.
+# Every part of the benchmark in one run (~35 min; needs ../shared): engines, preprocessing, HTTP vs the seed
+# and the LitServe + ONNX Runtime peer, cold start. bench/ is not installed: it runs from this checkout.
 bench: setup
-	$(BIN)/wanwu bench --all --json-out bench-results.json
+	$(BIN)/python bench/all.py --json-out bench-results.json
 
 serve: setup
 	$(BIN)/wanwu serve

@@ -3,24 +3,29 @@
 
     .venv/bin/python bench/preprocess.py [--runs 15] [--json-out results.json]
 
-The measuring is wanwu.benchsuite.preprocess (also a part of `wanwu bench --all`): the 100 ImageNet
-samples (~500×375) and 12 MP JPEGs made from ../shared/data/photos; agreement of efficientnet_lite0's
-top-1 on OpenVINO, exact vs fast decode, on the samples.
+The measuring is bench.suite.preprocess (also a part of bench/all.py): the 100 ImageNet samples
+(~500×375) and 12 MP JPEGs made from ../shared/data/photos; agreement of efficientnet_lite0's top-1
+on OpenVINO, exact vs fast decode, on the samples.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-from wanwu.benchsuite.engines import bench_source
-from wanwu.benchsuite.preprocess import make_large, measure_preprocess
+from rich.console import Console
 
-SHARED = Path(os.environ.get("WANWU_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+if __package__ in (None, ""):  # run as a file: bench/ and tests/ are not installed, import them from this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.suite.common import SHARED, log, title, write_json  # noqa: E402
+from bench.suite.engines import bench_source  # noqa: E402
+from bench.suite.preprocess import make_large, measure_preprocess  # noqa: E402
+from bench.suite.report import build_table  # noqa: E402
+from bench.suite.suite import jpegs  # noqa: E402
 
 
 def main() -> int:
@@ -29,16 +34,17 @@ def main() -> int:
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
+    threads = len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory(prefix="wanwu-large-") as tmp:
         sets = {
-            "imagenet-samples (~500×375)": sorted((SHARED / "data" / "imagenet-samples").glob("*.JPEG")),
-            "12 MP (4000×3000, q90)": make_large(sorted((SHARED / "data" / "photos").glob("*.jpg")), Path(tmp) / "large"),
+            "imagenet-samples (~500×375)": jpegs(SHARED / "data" / "imagenet-samples"),
+            "12 MP (4000×3000, q90)": make_large(jpegs(SHARED / "data" / "photos"), Path(tmp) / "large"),
         }
         source = bench_source(args.model, Path(tmp) / "home", Path(tmp))
-        results = measure_preprocess(source, sets, args.runs, threads=len(os.sched_getaffinity(0)))
+        result = measure_preprocess(source, sets, args.runs, threads=threads, log=log)
+    Console(width=200).print(build_table({"preprocess": result}, title(f"median of {args.runs} passes, one thread")))
     if args.json_out:
-        args.json_out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-        print(f"wrote {args.json_out}")
+        write_json(args.json_out, result)
     return 0
 
 

@@ -10,15 +10,17 @@ to the end of the run. Every request is a cache miss unless --cache is given.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from wanwu.benchsuite.http import stop, wait_http
+if __package__ in (None, ""):  # run as a file: bench/ is not installed, import it from this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SHARED = Path(os.environ.get("WANWU_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+from bench.suite.common import SHARED, title  # noqa: E402
+from bench.suite.servers import stop, wait_http  # noqa: E402
+
 BENCH, SAMPLES = SHARED / "bench", SHARED / "data" / "imagenet-samples"
 
 
@@ -36,6 +38,7 @@ def main() -> int:
     ap.add_argument("--model", default="efficientnet_lite0")
     ap.add_argument("--cache", action="store_true")
     args = ap.parse_args()
+    print(title(f"soak: {args.model}, {args.minutes} min at concurrency {args.concurrency}"), flush=True)
     seed_python = subprocess.run([str(BENCH / "setup.sh")], capture_output=True, text=True, check=True).stdout.strip() + "/bin/python"
     home = Path(tempfile.mkdtemp(prefix="wanwu-soak-"))
     port = 18300

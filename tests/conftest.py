@@ -1,4 +1,9 @@
-"""Shared fixtures: real sample data (skipped where ../shared is absent), stores, synthesized weights."""
+"""Shared fixtures: real sample data, stores, synthesized weights.
+
+``samples_dir``/``photos_dir`` are ../shared (or $WANWU_SHARED): skipped where absent, failed under CI=true.
+``examples_dir`` is the repo's own public-domain photos, always there: the tests that need a real photo but
+not a labelled ImageNet sample use it, so they run on a fresh clone.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,34 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import missing
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("WANWU_SHARED", REPO.parent / "shared"))
 SAMPLES = SHARED / "data" / "imagenet-samples"
 PHOTOS = SHARED / "data" / "photos"
+EXAMPLES = REPO / "examples"
 
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
     if not SAMPLES.is_dir():
-        pytest.skip(f"real ImageNet samples not found at {SAMPLES}")
+        missing(f"real ImageNet samples not found at {SAMPLES} (set WANWU_SHARED)")
     return SAMPLES
 
 
 @pytest.fixture(scope="session")
 def photos_dir() -> Path:
     if not PHOTOS.is_dir():
-        pytest.skip(f"photos not found at {PHOTOS}")
+        missing(f"photos not found at {PHOTOS} (set WANWU_SHARED)")
     return PHOTOS
+
+
+@pytest.fixture(scope="session")
+def examples_dir() -> Path:
+    if not any(EXAMPLES.glob("*.jpg")):
+        missing(f"no sample photos in {EXAMPLES}")  # only a broken checkout lacks them
+    return EXAMPLES
 
 
 @pytest.fixture(autouse=True)

@@ -17,13 +17,15 @@ from wanwu.artifacts import ModelSource, has_weights_or_bundle, open_source
 from wanwu.engines import Engine, default_engine
 from wanwu.labels import get_labels
 from wanwu.models.registry import ModelSpec, get_model_spec
-from wanwu.precision import open_engine
+from wanwu.precision import open_engine, resolve_precision
 from wanwu.preprocess import ImageLimits, crop_pixels, preprocess_pixels, to_rgb
 from wanwu.ranking import Prediction, label, rank
 from wanwu.weights import wanwu_home
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from wanwu.precision.auto import PrecisionChoice
 
 ImageInput = Union[str, os.PathLike, bytes, "Image.Image", np.ndarray]
 
@@ -45,10 +47,12 @@ def open_model(model: str | None, home: Path | None = None, weights: Path | None
 
 
 class Classifier:
-    def __init__(self, source: ModelSource, engine: Engine, limits: ImageLimits | None = None) -> None:
+    def __init__(self, source: ModelSource, engine: Engine, limits: ImageLimits | None = None,
+                 precision_choice: PrecisionChoice | None = None) -> None:
         self.source = source
         self.engine = engine
         self.limits = limits or ImageLimits()
+        self.precision_choice = precision_choice  # why ``--precision auto`` picked what runs
         self.labels = get_labels(source.spec.labels)
 
     @classmethod
@@ -59,14 +63,16 @@ class Classifier:
         weights: Path | None = None,
         home: Path | None = None,
         threads: int | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
         limits: ImageLimits | None = None,
     ) -> Classifier:
         """``model`` by name (default: ResNet-18 where its weights are here, else EfficientNet-Lite0) on
-        ``engine`` (default: the fastest installed) with ``threads`` (default: every core)."""
+        ``engine`` (default: the fastest installed) with ``threads`` (default: every core) at ``precision``
+        (default ``auto``: the fastest one ready for these weights on this CPU, see ``wanwu.precision.auto``)."""
         source = open_model(model, home, weights)
-        runner = open_engine(engine or default_engine(), source, threads=threads or os.cpu_count() or 1, precision=precision)
-        return cls(source, runner, limits)
+        engine, threads = engine or default_engine(), threads or os.cpu_count() or 1
+        precision, choice = resolve_precision(engine, source, threads, precision)
+        return cls(source, open_engine(engine, source, threads=threads, precision=precision), limits, choice)
 
     @property
     def spec(self) -> ModelSpec:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,26 +41,18 @@ def _add_precision_parsers(sub) -> None:  # type: ignore[no-untyped-def]
     quantize.add_argument("--eval", type=Path, help="labelled folder (<wnid>_*.JPEG) for the accuracy report")
     quantize.add_argument("--json", action="store_true", help="print the accuracy report as JSON")
 
-    bench = sub.add_parser("bench", help="ms/image and images/s of engines and precisions (medians)")
-    bench.add_argument("--model")
-    bench.add_argument("--weights", type=Path)
-    bench.add_argument("--engine", action="append", help="engine(s) (default: every installed one)")
-    bench.add_argument("--precision", action="append", choices=("fp32", "bf16", "int8"), help="default: every one available")
+    bench = sub.add_parser(
+        "bench",
+        help="ms/image and images/s of engines and precisions (medians)",
+        description="Times engines and precisions (default: every installed engine at every precision it offers; "
+        "--engine and --precision repeat) on the crop's pixels as the service sends them: decoded from --images, "
+        "else random. (The whole benchmark, HTTP against other services included, is bench/all.py in a checkout.)",
+    )
+    add_model_options(bench, ("model", "weights", "engine", "precision", "threads"), repeatable=("engine", "precision"))
     bench.add_argument("--batch", type=int, action="append", help="batch size(s) (default: 1 and 8)")
     bench.add_argument("--runs", type=int, default=20)
-    bench.add_argument("--threads", type=int, default=None)
-    bench.add_argument("--json", action="store_true")
-    suite = bench.add_argument_group("the whole suite (--all): engines, preprocessing, HTTP against the seed service, cold start")
-    suite.add_argument("--all", action="store_true", help="run every part and print one table")
-    suite.add_argument("--parts", nargs="+", choices=("engines", "preprocess", "http"), help="only these parts of --all")
-    suite.add_argument("--shared", type=Path, default=Path(os.environ.get("WANWU_SHARED", "../shared")),
-                       help="folder with data/imagenet-samples, data/photos and bench/ (the seed service)")
-    suite.add_argument("--seconds", type=float, default=12, help="load per measurement")
-    suite.add_argument("--rounds", type=int, default=3, help="server restarts per configuration (medians)")
-    suite.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
-    suite.add_argument("--configs", nargs="+", help="seed and wanwu configurations to compare (default: seeds, fp32, bf16, int8)")
-    suite.add_argument("--no-large", action="store_true", help="skip the 12 MP photos at concurrency 4")
-    suite.add_argument("--json-out", type=Path, help="write every number to this file")
+    bench.add_argument("--images", type=Path, help="folder of images to time on (default: random pixels); bf16 also guarded")
+    bench.add_argument("--json", action="store_true", help="one JSON object per row, with the CPU it ran on")
 
 
 def _add_tag_parser(sub) -> None:  # type: ignore[no-untyped-def]

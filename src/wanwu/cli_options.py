@@ -15,6 +15,7 @@ def _model_options() -> dict[str, dict]:
     """The options that pick a model and how it runs, defined once for every command (choices from the registries)."""
     from wanwu.engines import ENGINES, PRECISIONS
     from wanwu.models import list_models
+    from wanwu.precision.auto import AUTO
 
     return {
         # not argparse choices: an unknown name gets the registry's own error (exit 1, the valid names listed)
@@ -22,7 +23,8 @@ def _model_options() -> dict[str, dict]:
                   "weights are here, else efficientnet_lite0)"},
         "engine": {"choices": list(ENGINES), "help": "inference engine (default: the fastest installed)"},
         "weights": {"type": Path, "help": "your own checkpoint for the model (loaded strictly)"},
-        "precision": {"choices": PRECISIONS, "help": "fp32 (default), bf16 or int8 (after `wanwu quantize`)"},
+        "precision": {"choices": (AUTO, *PRECISIONS), "help": "auto (default: the fastest precision ready for this model, "
+                      "timed once on this CPU), fp32, bf16 or int8 (after `wanwu quantize`)"},
         "threads": {"type": int, "help": "inference threads (default: all cores)"},
     }
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ def home_of(args: argparse.Namespace) -> Path:
 def load_classifier(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from wanwu.classifier import Classifier
 
-    return Classifier.load(args.model, args.engine, args.weights, home_of(args), args.threads, args.precision or "fp32")
+    return Classifier.load(args.model, args.engine, args.weights, home_of(args), args.threads, args.precision or "auto")
 
 
 def _label(pred, lang: str) -> str:  # type: ignore[no-untyped-def]
@@ -93,6 +92,7 @@ def model_rows(home: Path) -> list[dict]:
                 "preprocessing": f"resize {pre.resize_size}, crop {pre.crop_size}, mean {pre.mean}, std {pre.std}",
                 "converted": [b.name for b, _ in find_bundles(home, spec)],
                 "reports": _precision_reports(home, spec),
+                "precision_auto": _auto_choices(home, spec),
             }
         )
     return rows
@@ -103,6 +103,13 @@ def _precision_reports(home: Path, spec) -> list[dict]:  # type: ignore[no-untyp
     from wanwu.precision import reports
 
     return [{"bundle": b.name, **r} for b, _ in find_bundles(home, spec) for r in reports(b)]
+
+
+def _auto_choices(home: Path, spec) -> list[dict]:  # type: ignore[no-untyped-def]
+    from wanwu.artifacts import find_bundles
+    from wanwu.precision.auto import cached_choices
+
+    return [{"bundle": b.name, **c} for b, _ in find_bundles(home, spec) for c in cached_choices(b)]
 
 
 def _report_summary(reports: list[dict]) -> str:
@@ -122,7 +129,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             print_json(row)
         return 0
     table = Table(title=f"store: {home_of(args)}", title_justify="left")
-    for column in ("model", "weights", "sha256", "MB", "top-1", "top-5", "converted", "int8 / bf16 guard"):
+    for column in ("model", "weights", "sha256", "MB", "top-1", "top-5", "converted", "int8 / bf16 guard; auto"):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
@@ -133,7 +140,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             f"{row['top1']:.3f}",
             "—" if row["top5"] is None else f"{row['top5']:.3f}",
             ", ".join(row["converted"]) or "—",
-            _report_summary(row["reports"]) or "—",
+            "; ".join([_report_summary(row["reports"]), *(f"auto: {c['precision']} ({c['reason']})"
+                                                          for c in row["precision_auto"])]).strip("; ") or "—",
         )
     Console().print(table)
     return 0
@@ -255,38 +263,28 @@ def _calibrate_bf16(args: argparse.Namespace, source, threads: int, log) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.all or args.parts:
-        return _bench_suite(args)
-    import numpy as np
-
-    from wanwu.benchmark import time_engine
+    from wanwu.benchmark import time_engines
     from wanwu.classifier import open_model
+    from wanwu.cpu import cpu_info
     from wanwu.engines import ENGINES, available_engines
     from wanwu.precision import open_engine
 
     source = open_model(args.model, home_of(args), args.weights)
     threads = args.threads or os.cpu_count() or 1
-    crop = source.spec.preprocessing.crop_size
-    rows = []
-    for engine in args.engine or available_engines():
-        for precision in args.precision or ENGINES[engine].precisions:
-            try:
-                # unguarded: random input says nothing about how often a guard re-runs (bench/engines.py times it on photos)
-                runner = open_engine(engine, source, threads=threads, precision=precision, guard=False)
-            except WanwuError as err:
-                if args.precision:
-                    raise
-                _err.print(f"[dim]skipping {engine}/{precision}: {err}[/dim]")
-                continue
-            for size in args.batch or [1, 8]:
-                batch = np.random.default_rng(0).standard_normal((size, 3, crop, crop), dtype=np.float32)
-                rows.append({"model": source.spec.name, "engine": engine, "precision": precision, "threads": threads,
-                             **time_engine(runner.run, batch, runs=args.runs)})
+    batches = args.batch or [1, 8]
+    images, described = _bench_pixels(args.images, source.spec.preprocessing, max(batches))
+    pairs = [(e, p) for e in args.engine or available_engines() for p in args.precision or ENGINES[e].precisions]
+    skip = None if args.precision else lambda message: _err.print(f"[dim]{message}[/dim]")
+    # guarded bf16 only on real images: random ones are nearly all near-ties, which the guard re-runs in fp32
+    rows = time_engines(lambda name, precision, guard: open_engine(name, source, threads, precision, guard=guard),
+                        pairs, batches, images, runs=args.runs, guarded=args.images is not None, skip=skip)
+    cpu = cpu_info()
     if args.json:
         for row in rows:
-            print_json(row)
+            print_json({"model": source.spec.name, **row, "images": described, "cpu": cpu.as_dict()})
         return 0
-    table = Table(title=f"{source.spec.name}, {threads} threads, median of {args.runs} runs", title_justify="left")
+    title = f"{source.spec.name}, {threads} threads, median of {args.runs} runs on {described}\nCPU: {cpu.describe()}"
+    table = Table(title=title, title_justify="left", min_width=max(map(len, title.splitlines())))  # the title unwrapped
     for column in ("engine", "precision", "batch", "ms/image", "images/s"):
         table.add_column(column, justify="right")
     for row in rows:
@@ -296,39 +294,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_suite(args: argparse.Namespace) -> int:
-    import shutil
+def _bench_pixels(folder: Path | None, pre, count: int):  # type: ignore[no-untyped-def]
+    """The crops to time on, as the service sends them: of the images in ``folder``, else ``count`` random ones."""
+    from wanwu.benchmark import pixel_inputs
+    from wanwu.datasets import image_files
 
-    from wanwu.benchsuite.report import build_table
-    from wanwu.benchsuite.suite import DEFAULT_CONFIGS, PARTS, SuiteOptions, run_suite
-
-    options = SuiteOptions(
-        shared=args.shared.resolve(),
-        threads=args.threads or len(os.sched_getaffinity(0)),
-        parts=tuple(args.parts or PARTS),
-        runs=args.runs,
-        batches=tuple(args.batch or (1, 8)),
-        seconds=args.seconds,
-        rounds=args.rounds,
-        concurrency=tuple(args.concurrency),
-        configs=tuple(args.configs or DEFAULT_CONFIGS),
-        large=not args.no_large,
-        tool="wrk" if shutil.which("wrk") else "aiohttp",
-    )
+    if folder is None:
+        return pixel_inputs(pre, count=count), "random pixels"
     try:
-        result = run_suite(options, log=lambda line: print(line, file=sys.stderr, flush=True))
-    except (FileNotFoundError, ValueError) as err:
+        paths = image_files([folder], "--images folder")
+    except FileNotFoundError as err:
         raise WanwuError(str(err)) from err
-    if args.json_out:
-        args.json_out.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
-        _err.print(f"wrote {args.json_out}")
-    if args.json:
-        print_json(result)
-        return 0
-    title = (f"wanwu bench --all: {options.threads} threads; engines: medians of {options.runs} runs; "
-             f"HTTP: medians of {options.rounds} rounds × {options.seconds:g} s")
-    Console(width=200).print(build_table(result, title))
-    return 0
+    return pixel_inputs(pre, paths), f"{len(paths)} images of {folder}"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -365,7 +342,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
             progress.update(task, completed=done, total=total, rate=rate, failed=failed)
 
         summary = tag(args.sources, args.out, model=args.model, engine=args.engine, weights=args.weights,
-                      home=home_of(args), precision=args.precision or "fp32", options=options, progress=update,
+                      home=home_of(args), precision=args.precision or "auto", options=options, progress=update,
                       ray=args.ray, ray_actors=args.ray_actors)
     if args.report:
         from wanwu.tagging.report import write_report

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import missing, require_module
+
 CHROMIUM = Path(os.environ.get("WANWU_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -32,9 +34,9 @@ class LiveServer:
 @contextmanager
 def _serve(home: Path, basetemp: Path, **overrides: object) -> Iterator[LiveServer]:
     """The real app with the bundled model, in uvicorn on a free port in a background thread."""
-    pytest.importorskip("fastapi")
-    uvicorn = pytest.importorskip("uvicorn")
-    httpx = pytest.importorskip("httpx")
+    require_module("fastapi")
+    uvicorn = require_module("uvicorn")
+    httpx = require_module("httpx")
     from wanwu.service.app import create_app
     from wanwu.service.settings import ServiceSettings
 
@@ -90,8 +92,8 @@ def keyed_server(shared_home: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
     if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api")
+        missing(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set WANWU_CHROMIUM)")
+    sync_api = require_module("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:

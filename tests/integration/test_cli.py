@@ -21,8 +21,8 @@ def _run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_predict_json_contract_on_real_photos(photos_dir: Path, shared_home: Path) -> None:
-    photos = sorted(photos_dir.glob("*.jpg"))
+def test_predict_json_contract_on_real_photos(examples_dir: Path, shared_home: Path) -> None:
+    photos = sorted(examples_dir.glob("*.jpg"))
     proc = _run(["predict", "--json", "--top-k", "3", *map(str, photos)], shared_home)
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -34,14 +34,16 @@ def test_predict_json_contract_on_real_photos(photos_dir: Path, shared_home: Pat
         assert len(scores) == 3 and scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1
         assert all(set(p) == PREDICTION_KEYS for p in record["predictions"])
     by_name = {Path(r["path"]).stem: r["predictions"][0] for r in records}
-    assert by_name["dog"]["label"] in {"German shepherd", "malamute", "Siberian husky", "Eskimo dog"}
-    assert by_name["eagle"]["label"] in {"kite", "bald eagle", "vulture"}
+    assert by_name["chelsea"]["label"] in {"Egyptian cat", "tiger cat", "tabby"}
+    assert by_name["coffee"]["label"] in {"espresso", "cup", "coffee mug"}
+    assert by_name["rocket"]["label"] in {"missile", "projectile", "space shuttle"}
+    assert by_name["camera"]["label"] == "tripod"
 
 
-def test_one_bad_image_is_reported_and_the_rest_still_run(photos_dir: Path, shared_home: Path, tmp_path: Path) -> None:
+def test_one_bad_image_is_reported_and_the_rest_still_run(examples_dir: Path, shared_home: Path, tmp_path: Path) -> None:
     bad = tmp_path / "notes.jpg"
     bad.write_text("this is not an image")
-    good = photos_dir / "dog.jpg"
+    good = examples_dir / "chelsea.jpg"
     proc = _run(["predict", "--json", str(bad), str(good), str(tmp_path / "missing.jpg")], shared_home)
     assert proc.returncode == 1
     first, second, third = (json.loads(line) for line in proc.stdout.splitlines())
@@ -50,29 +52,29 @@ def test_one_bad_image_is_reported_and_the_rest_still_run(photos_dir: Path, shar
     assert third["error"]["code"] == "unreadable_file"
 
 
-def test_predict_table_shows_chinese_and_english(photos_dir: Path, shared_home: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    assert main(["--home", str(shared_home), "predict", str(photos_dir / "dog.jpg"), "--lang", "zh", "--top-k", "2"]) == 0
+def test_predict_table_shows_chinese_and_english(examples_dir: Path, shared_home: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["--home", str(shared_home), "predict", str(examples_dir / "chelsea.jpg"), "--lang", "zh", "--top-k", "2"]) == 0
     out = capsys.readouterr().out
     assert "efficientnet_lite0" in out and any("\u4e00" <= ch <= "\u9fff" for ch in out)
 
 
-def test_unknown_model_exits_non_zero_with_one_line(shared_home: Path, photos_dir: Path) -> None:
-    proc = _run(["predict", "--model", "vgg99", str(photos_dir / "dog.jpg")], shared_home)
+def test_unknown_model_exits_non_zero_with_one_line(shared_home: Path, examples_dir: Path) -> None:
+    proc = _run(["predict", "--model", "vgg99", str(examples_dir / "chelsea.jpg")], shared_home)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "wanwu: error: unknown model 'vgg99'; valid models: efficientnet_lite0, resnet18"
+    assert proc.stderr.strip() == "wanwu: error: unknown model 'vgg99'; valid models: efficientnet_lite0, efficientnet_lite2, resnet18"
 
 
-def test_missing_resnet_weights_are_explained(shared_home: Path, photos_dir: Path) -> None:
-    proc = _run(["predict", "--model", "resnet18", str(photos_dir / "dog.jpg")], shared_home)
+def test_missing_resnet_weights_are_explained(shared_home: Path, examples_dir: Path) -> None:
+    proc = _run(["predict", "--model", "resnet18", str(examples_dir / "chelsea.jpg")], shared_home)
     assert proc.returncode == 1
     assert "resnet18-f37072fd.pth" in proc.stderr and "wanwu fetch resnet18" in proc.stderr
 
 
-def test_explicit_resnet18_weights_are_used_and_reported(resnet18_checkpoint: Path, shared_home: Path, photos_dir: Path) -> None:
+def test_explicit_resnet18_weights_are_used_and_reported(resnet18_checkpoint: Path, shared_home: Path, examples_dir: Path) -> None:
     from wanwu.weights import sha256_file
 
     proc = _run(
-        ["predict", "--json", "--model", "resnet18", "--weights", str(resnet18_checkpoint), str(photos_dir / "dog.jpg")],
+        ["predict", "--json", "--model", "resnet18", "--weights", str(resnet18_checkpoint), str(examples_dir / "chelsea.jpg")],
         shared_home,
     )
     assert proc.returncode == 0, proc.stderr

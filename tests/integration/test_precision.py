@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import require_module
 from wanwu.artifacts import open_source
 from wanwu.cli import main
 from wanwu.datasets import labelled_images
@@ -20,7 +21,7 @@ from wanwu.precision import open_engine
 from wanwu.precision.compare import compare, run_batched
 from wanwu.preprocess import preprocess
 
-pytest.importorskip("openvino")
+require_module("openvino")
 MODEL = "efficientnet_lite0"
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
+from tests.helpers import require_module
 from tests.unit.test_tagging import photo, png_bomb, read_jsonl
 
 pytestmark = pytest.mark.slow
@@ -63,7 +64,7 @@ def test_records_on_real_photos(library: Path, shared_home: Path, tmp_path: Path
 
 
 def test_csv_and_parquet_hold_the_same_records(library: Path, shared_home: Path, tmp_path: Path) -> None:
-    pq = pytest.importorskip("pyarrow.parquet")
+    pq = require_module("pyarrow.parquet")
     import csv
 
     for name in ("tags.jsonl", "tags.csv", "tags.parquet"):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import missing, require_module
 from tests.unit.test_tagging import photo, read_jsonl
 
 pytestmark = pytest.mark.slow
@@ -38,7 +39,7 @@ print('alive nodes', sum(n['Alive'] for n in ray.nodes()))"
 
 def _namespace() -> list[str]:
     if not shutil.which("unshare") or not shutil.which("ip"):
-        pytest.skip("needs unshare and ip (util-linux, iproute2) for a private network namespace")
+        missing("needs unshare and ip (util-linux, iproute2) for a private network namespace")
     return ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]  # -r: root in a user namespace
 
 
@@ -50,7 +51,7 @@ def _same(local: dict, ray: dict) -> bool:
 
 
 def test_a_two_node_ray_cluster_writes_the_local_records(photos_dir: Path, shared_home: Path, tmp_path: Path) -> None:
-    pytest.importorskip("ray.data")
+    require_module("ray.data")
     lib = tmp_path / "lib"
     lib.mkdir()
     for path in sorted(photos_dir.glob("*.jpg")):

@@ -175,7 +175,7 @@ def test_not_ready_until_warm(tmp_path: Path) -> None:
 def test_models_health_docs_and_unknown_routes(client) -> None:  # type: ignore[no-untyped-def]
     models = client.get("/v1/models").json()
     assert models["active"]["model"] == "efficientnet_lite0"
-    assert {m["name"] for m in models["models"]} == {"resnet18", "efficientnet_lite0"}
+    assert {m["name"] for m in models["models"]} == {"resnet18", "efficientnet_lite0", "efficientnet_lite2"}
     assert client.get("/healthz").json()["status"] == "alive"
     assert client.get("/readyz").json()["status"] == "ready"
     assert client.get("/docs").status_code == 200

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import FakeEngine, encode, fake_classifier, gradient_image
+from tests.helpers import FakeEngine, encode, fake_classifier, gradient_image, missing
 from tests.service.conftest import free_port, live_server, wait_until_ready
 from wanwu.service.app import create_app
 from wanwu.service.settings import ServiceSettings
@@ -101,7 +101,7 @@ def test_a_failing_engine_fails_the_request_not_the_server(tmp_path: Path) -> No
 def redis_url(tmp_path: Path):  # type: ignore[no-untyped-def]
     server = shutil.which("redis-server")
     if server is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        missing("redis-server is not installed (apt-get install redis-server)")
     port = free_port()
     proc = subprocess.Popen(
         [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
@@ -149,13 +149,13 @@ def test_redis_outage_degrades_to_misses(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_real_model_over_http_matches_the_cli(photos_dir: Path, shared_home: Path) -> None:
+def test_real_model_over_http_matches_the_cli(examples_dir: Path, shared_home: Path) -> None:
     from wanwu.classifier import Classifier
 
     settings = ServiceSettings(home=shared_home, model="efficientnet_lite0", engine="onnxruntime", inference_threads=2)
     with live_server(create_app(settings)) as base:
-        data = (photos_dir / "dog.jpg").read_bytes()
-        body = httpx.post(f"{base}/v1/classify", files={"image": ("dog.jpg", data)}, timeout=30).json()
+        data = (examples_dir / "chelsea.jpg").read_bytes()
+        body = httpx.post(f"{base}/v1/classify", files={"image": ("chelsea.jpg", data)}, timeout=30).json()
     expected = Classifier.load("efficientnet_lite0", "onnxruntime", home=shared_home).predict(data)
     got = body["results"][0]["predictions"]
     assert [p["index"] for p in got] == [p.index for p in expected]
@@ -164,7 +164,7 @@ def test_real_model_over_http_matches_the_cli(photos_dir: Path, shared_home: Pat
 
 
 @pytest.mark.slow
-def test_sigterm_drains_in_flight_requests(photos_dir: Path, shared_home: Path) -> None:
+def test_sigterm_drains_in_flight_requests(shared_home: Path) -> None:
     """`wanwu serve` as users run it: a request in flight when SIGTERM arrives still gets its answer."""
     port = free_port()
     env = {**os.environ, "WANWU_HOME": str(shared_home), "WANWU_PORT": str(port), "WANWU_MODEL": "efficientnet_lite0",

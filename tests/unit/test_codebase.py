@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("evaluate",),
     ("tagging",),
     ("__init__",),
-    ("cli_options", "benchsuite"),
+    ("cli_options",),
     ("service",),
     ("commands",),
     ("cli",),

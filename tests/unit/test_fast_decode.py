@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import encode, gradient_image
+from tests.helpers import encode, gradient_image, require_module
 from wanwu.models import get_model_spec
 from wanwu.preprocess import _draft_target, decode_image, preprocess
 
@@ -51,7 +51,7 @@ def test_fast_path_resizes_only_the_crop_within_one_level() -> None:
 
 def test_fast_decode_agrees_on_real_samples(samples_dir: Path, shared_home: Path) -> None:
     """Upscaled real samples (as a phone would send them): same top-1 with exact and fast decoding."""
-    pytest.importorskip("openvino")
+    require_module("openvino")
     from wanwu.artifacts import open_source
     from wanwu.engines import create_engine
 

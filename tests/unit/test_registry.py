@@ -48,7 +48,7 @@ def test_efficientnet_lite0_scales_to_minus_one_one() -> None:
 
 
 def test_unknown_model_lists_the_valid_names() -> None:
-    with pytest.raises(UnknownModelError, match="unknown model 'resnet50'; valid models: efficientnet_lite0, resnet18"):
+    with pytest.raises(UnknownModelError, match="unknown model 'resnet50'; valid models: efficientnet_lite0, efficientnet_lite2, resnet18"):
         get_model_spec("resnet50")
 
 

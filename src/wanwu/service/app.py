@@ -125,6 +125,7 @@ def _add_api_routes(app: FastAPI, state: ServiceState) -> None:
                 "model": active.model_name,
                 "weights_sha256": active.weights_sha256,
                 **active.engine.describe(),
+                **({"precision_choice": active.precision_choice.as_dict()} if active.precision_choice else {}),
             },
             "models": [
                 {"name": s.name, "description": s.description, "top1": s.accuracy.top1, "top5": s.accuracy.top5}

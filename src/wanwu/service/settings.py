@@ -38,7 +38,7 @@ class ServiceSettings(BaseSettings):
     model: str | None = None
     engine: str | None = None
     weights: Path | None = None
-    precision: str = "fp32"
+    precision: str = "auto"
     fast_decode: bool = False
 
     top_k: int = Field(5, ge=1, le=100)
@@ -67,7 +67,7 @@ class ServiceSettings(BaseSettings):
     @field_validator("engine", "precision")
     @classmethod
     def _registered(cls, value: str | None, info):  # type: ignore[no-untyped-def]
-        valid = {"engine": list(ENGINES), "precision": PRECISIONS}[info.field_name]
+        valid = {"engine": list(ENGINES), "precision": ("auto", *PRECISIONS)}[info.field_name]
         if value is not None and value not in valid:
             raise ValueError(f"{value!r} is not one of {', '.join(valid)}")
         return value

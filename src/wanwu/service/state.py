@@ -12,7 +12,7 @@ import numpy as np
 
 from wanwu.classifier import Classifier, open_model
 from wanwu.engines import default_engine
-from wanwu.precision import open_engine
+from wanwu.precision import open_engine, resolve_precision
 from wanwu.service.batcher import MicroBatcher
 from wanwu.service.cache import make_cache
 from wanwu.service.metrics import Metrics
@@ -28,8 +28,11 @@ def load_classifier(settings: ServiceSettings) -> Classifier:
     if engine != "torch":
         source.export_in_child_process()  # a fresh store is exported by a child process: the server never loads torch
     threads = max(1, settings.inference_threads // settings.inference_workers)  # split between workers
-    runner = open_engine(engine, source, threads=threads, precision=settings.precision, streams=settings.inference_workers)
-    return Classifier(source, runner, settings.image_limits())
+    precision, choice = resolve_precision(engine, source, threads, settings.precision, batch=settings.max_batch)
+    if choice is not None:
+        log.info("precision auto: %s (%s)", precision, choice.reason)
+    runner = open_engine(engine, source, threads=threads, precision=precision, streams=settings.inference_workers)
+    return Classifier(source, runner, settings.image_limits(), choice)
 
 
 def warm_batch_sizes(max_batch: int) -> list[int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from wanwu.classifier import Classifier, open_model
 from wanwu.engines import check_precision, default_engine
 from wanwu.models.registry import Preprocessing
-from wanwu.precision import open_engine
+from wanwu.precision import open_engine, resolve_precision
 from wanwu.tagging.batch import RankOptions, model_info, wanwu_version
 from wanwu.tagging.decode import TAG_LIMITS, DecodeSettings
 from wanwu.tagging.discover import common_base, discover
@@ -42,12 +42,16 @@ class TagOptions:
 
 
 def load_tagger(model: str | None = None, engine: str | None = None, weights: Path | None = None, home: Path | None = None,
-                precision: str = "fp32", workers: int | None = None) -> tuple[Classifier, list]:
-    """A classifier and ``workers`` single-threaded engine replicas (OpenVINO: streams of one compiled model)."""
+                precision: str = "auto", workers: int | None = None, batch: int = 16) -> tuple[Classifier, list]:
+    """A classifier and ``workers`` single-threaded engine replicas (OpenVINO: streams of one compiled model).
+
+    ``auto`` resolves as for ``predict``, timed with one thread at ``batch``; records carry what it chose.
+    """
     source = open_model(model, home, weights)
-    count = workers or cores()
-    first = open_engine(engine or default_engine(), source, threads=1, precision=precision, streams=count)
-    return Classifier(source, first), [first, *(first.replica() for _ in range(count - 1))]
+    count, engine = workers or cores(), engine or default_engine()
+    precision, choice = resolve_precision(engine, source, 1, precision, batch)
+    first = open_engine(engine, source, threads=1, precision=precision, streams=count)
+    return Classifier(source, first, precision_choice=choice), [first, *(first.replica() for _ in range(count - 1))]
 
 
 def open_output(path: Path, fmt: str, force: bool = False) -> LineFile:
@@ -68,7 +72,7 @@ def open_output(path: Path, fmt: str, force: bool = False) -> LineFile:
 
 def tag(
     sources: Sequence[str | os.PathLike], out: str | os.PathLike, *, model: str | None = None, engine: str | None = None,
-    weights: Path | None = None, home: Path | None = None, precision: str = "fp32", options: TagOptions | None = None,
+    weights: Path | None = None, home: Path | None = None, precision: str = "auto", options: TagOptions | None = None,
     progress: Callable[[int, int, int], None] | None = None, tagger: tuple[Classifier, list] | None = None,
     ray: str | None = None, ray_actors: int | None = None,
 ) -> TagSummary:
@@ -83,7 +87,8 @@ def tag(
     if ray:
         info, make = _ray_runner(model, engine, weights, home, precision, options, ray, ray_actors)
     else:
-        classifier, engines = tagger or load_tagger(model, engine, weights, home, precision, options.threads)
+        classifier, engines = tagger or load_tagger(model, engine, weights, home, precision, options.threads,
+                                                    options.batch_size)
         info = model_info(classifier)
         settings = options.decode_settings(classifier.spec.preprocessing)
         make = lambda ledger: LocalRun(ledger, classifier, engines, settings,  # noqa: E731
@@ -114,6 +119,8 @@ def _ray_runner(model: str | None, engine: str | None, weights: Path | None, hom
 
     source = open_model(model, home, weights)
     engine = engine or default_engine()
+    # auto is resolved here, on the driver's CPU, for every actor: the nodes are taken to be alike
+    precision, _ = resolve_precision(engine, source, options.threads or 1, precision, options.batch_size)
     check_precision(engine, precision)  # here, not as an actor's traceback
     info = ModelInfo(source.spec.name, source.weights_sha256, precision, engine, wanwu_version())
     settings = options.decode_settings(source.spec.preprocessing)

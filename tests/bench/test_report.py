@@ -1,4 +1,7 @@
-"""`wanwu bench --all`: the one table's ratios and notes come from the measured numbers, and bad setups fail clearly."""
+"""bench/all.py: the one table's ratios and notes come from the measured numbers, and bad setups fail clearly.
+
+These test the benchmark suite itself, so they import it from bench/ (the other tests never do).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.suite.report import build_table, cold_start_rows, engine_rows, http_rows, preprocess_rows
 from rich.console import Console
 
-from wanwu.benchsuite.report import build_table, cold_start_rows, engine_rows, http_rows, preprocess_rows
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _row(rps: float, p50: float, p99: float, cold: float) -> dict:
@@ -37,7 +41,7 @@ def test_http_rows_compare_with_the_tuned_seed_of_the_same_workload() -> None:
 def test_cold_start_rows_report_second_and_first_start() -> None:
     rows = {row[0]: row for row in cold_start_rows(HTTP)}
     assert rows["wanwu: start → ready"][1:4] == ("1.20 s", "seed tuned 2.00 s", "1.67×")
-    assert "first start in this store 4.00 s" in rows["wanwu: start → ready"][4]
+    assert "unmeasured first start 4.00 s" in rows["wanwu: start → ready"][4]
 
 
 def test_engine_rows_give_speedup_over_torch_at_the_same_batch() -> None:
@@ -75,8 +79,23 @@ def test_preprocess_rows_and_whole_table_render() -> None:
     assert "cold start" in text and "100.0%" in text and "engines" not in text  # parts not measured are left out
 
 
+def test_http_rows_compare_wanwu_with_the_peer_too() -> None:
+    medians = HTTP["medians"] | {"peer|16|imagenet-samples": _row(36.0, 400, 480, 3.0)}
+    rows = {row[0]: row for row in http_rows(HTTP | {"medians": medians})}
+    assert "1.25× the peer" in rows["wanwu, c=16, imagenet-samples"][4]
+    assert rows["peer, c=16, imagenet-samples"][1:4] == ("36.0 req/s", "seed tuned 30.0", "1.20×")
+    assert "the peer" not in rows["peer, c=16, imagenet-samples"][4]
+
+
 def test_bench_all_without_the_shared_data_fails_with_a_clear_message(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "wanwu.cli", "--home", str(tmp_path), "bench", "--all", "--shared", str(tmp_path / "nowhere")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "all.py"), "--shared", str(tmp_path / "nowhere")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode != 0
     assert "nowhere/data/imagenet-samples not found; pass --shared DIR" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bench_all_rejects_an_unknown_configuration(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "bench.all", "--configs", "wanwu", "nginx"],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 2 and "invalid choice: 'nginx'" in proc.stderr

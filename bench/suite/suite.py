@@ -1,22 +1,23 @@
-"""Runs the parts of ``wanwu bench --all`` in one process, one after the other, and collects their results."""
+"""Runs the parts of ``bench/all.py`` in one process, one after the other, and collects their results."""
 
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.suite.common import machine
+
 PARTS = ("engines", "preprocess", "http")
-DEFAULT_CONFIGS = ("seed as written", "seed tuned", "wanwu", "wanwu bf16 fast", "wanwu int8 fast")
+DEFAULT_CONFIGS = ("seed as written", "seed tuned", "peer", "wanwu", "wanwu bf16 fast", "wanwu int8 fast")
 
 
 @dataclass(frozen=True)
 class SuiteOptions:
-    shared: Path  # holds data/imagenet-samples, data/photos and bench/ (the seed service)
+    shared: Path  # holds data/imagenet-samples, data/photos and bench/ (the seed service and the peer)
     threads: int
     parts: tuple[str, ...] = PARTS
     runs: int = 20
@@ -41,14 +42,14 @@ class SuiteOptions:
         return self.shared / "bench"
 
 
-def _jpegs(folder: Path) -> list[Path]:
+def jpegs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
 
 
 def run_suite(options: SuiteOptions, log: Callable[[str], None] = print) -> dict:
-    from wanwu.benchsuite.engines import bench_source, measure_engines
-    from wanwu.benchsuite.http import Workload, measure_http
-    from wanwu.benchsuite.preprocess import make_large, measure_preprocess
+    from bench.suite.engines import bench_source, measure_engines
+    from bench.suite.http import Workload, measure_http
+    from bench.suite.preprocess import make_large, measure_preprocess
 
     for folder in (options.samples, options.photos):
         if not folder.is_dir():
@@ -56,18 +57,16 @@ def run_suite(options: SuiteOptions, log: Callable[[str], None] = print) -> dict
     scratch = Path(tempfile.mkdtemp(prefix="wanwu-bench-"))
     try:
         home = scratch / "home"
-        large = make_large(_jpegs(options.photos), scratch / "large") if ("preprocess" in options.parts or options.large) else []
-        result: dict = {"machine": {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)),
-                                    "platform": platform.platform(), "processor": platform.processor()},
-                        "threads": options.threads}
+        large = make_large(jpegs(options.photos), scratch / "large") if ("preprocess" in options.parts or options.large) else []
+        result: dict = {"machine": machine(), "threads": options.threads}
         if "engines" in options.parts:
             sources = [bench_source(m, home, scratch) for m in ("efficientnet_lite0", "resnet18")]
             result["engines"] = measure_engines(sources, options.threads, list(options.batches), options.runs,
                                                 # calibrated on the photos, not the samples: they are the evaluation set
-                                                calib=[options.photos], log=log, samples=_jpegs(options.samples))
+                                                calib=[options.photos], log=log, samples=jpegs(options.samples))
         if "preprocess" in options.parts:
             source = bench_source("efficientnet_lite0", home, scratch)
-            sets = {"typical (~500×375)": _jpegs(options.samples), "12 MP (4000×3000, q90)": large}
+            sets = {"typical (~500×375)": jpegs(options.samples), "12 MP (4000×3000, q90)": large}
             result["preprocess"] = measure_preprocess(source, sets, runs=15, threads=options.threads, log=log)
         if "http" in options.parts:
             if not (options.seed_bench / "load.py").is_file():

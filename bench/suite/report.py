@@ -1,4 +1,8 @@
-"""One table for every part that was measured: what, wanwu's number, the reference it is compared with, the ratio."""
+"""One table for every part that was measured: what, wanwu's number, the reference it is compared with, the ratio.
+
+HTTP rows are compared with the tuned seed (the speed-up column) and, for wanwu, also with the seed
+as written and the LitServe + ONNX Runtime peer (``peer``, 1 worker × 2 threads) where those ran.
+"""
 
 from __future__ import annotations
 
@@ -45,11 +49,14 @@ def http_rows(result: dict) -> list[tuple[str, ...]]:
         config, concurrency, images = key.split("|")
         tuned = medians.get(f"seed tuned|{concurrency}|{images}", {}).get("rps")
         written = medians.get(f"seed as written|{concurrency}|{images}", {}).get("rps")
+        peer = medians.get(f"peer|{concurrency}|{images}", {}).get("rps")
         ceiling = ceilings.get(f"{config}|{images}", {}).get("rps")
         notes = [f"p50 {row['p50_ms']:.0f} p99 {row['p99_ms']:.0f} ms", f"{row['errors']:.0f} err",
                  f"RSS {row.get('rss_peak_mb', 0):.0f} MB"]
         if written and not config.startswith("seed"):
             notes.append(f"{_ratio(row['rps'], written)} as written")
+        if peer and config.startswith("wanwu"):
+            notes.append(f"{_ratio(row['rps'], peer)} the peer")
         if ceiling:
             notes.append(f"{row['rps'] / ceiling:.0%} of ceiling")
         rows.append((f"{config}, c={concurrency}, {images}", f"{row['rps']:.1f} req/s",
@@ -69,7 +76,7 @@ def cold_start_rows(result: dict) -> list[tuple[str, ...]]:
         reference = f"seed tuned {tuned:.2f} s" if tuned and config != "seed tuned" else "—"
         rows.append((f"{config}: start → ready", f"{seconds:.2f} s", reference,
                      _ratio(tuned, seconds) if config != "seed tuned" else "",
-                     f"first start in this store {first:.2f} s (fills the caches)" if first else ""))
+                     f"unmeasured first start {first:.2f} s (exports, compiles or installs)" if first else ""))
     return rows
 
 

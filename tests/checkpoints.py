@@ -1,4 +1,9 @@
-"""A ResNet-18 checkpoint in the official format with random weights: speed does not depend on the values."""
+"""A ResNet-18 checkpoint in the official format with random weights, for tests and benchmarks.
+
+The tests need ResNet-18 without downloading its weights, and speed does not depend on the values.
+It lives in tests/ (not installed, like bench/): the benchmarks in bench/ import it from here, the
+tests never import bench/.
+"""
 
 from __future__ import annotations
 
