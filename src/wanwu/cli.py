@@ -70,7 +70,7 @@ def _add_tag_parser(sub) -> None:  # type: ignore[no-untyped-def]
     tag.add_argument("--top-k", type=int, default=5)
     tag.add_argument("--min-score", type=float, default=0.0, help="drop predictions below this probability")
     tag.add_argument("--fast-decode", action="store_true", help="JPEG DCT downscaling for large photos (measured agreement)")
-    tag.add_argument("--batch-size", type=int, default=16)
+    tag.add_argument("--batch-size", type=int, default=4, help="images per engine call (default 4)")
     tag.add_argument("--decode-workers", type=int, help="decoding processes (default: one per core)")
     tag.add_argument("--max-bytes", type=int, help="larger files are refused (default 256 MiB)")
     tag.add_argument("--max-pixels", type=int, help="images with more pixels are refused from the header (default 64 M)")

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -61,12 +62,19 @@ class TagSummary:
 
 
 class Ledger:
+    """Records go to the output through one writer thread: what is queued when it wakes is one ``write`` and one
+    ``fsync`` (a group commit), so no inference worker ever waits on the disk. ``close()`` drains it."""
+
     def __init__(self, info: ModelInfo, output: LineFile, existing: Existing, progress: Progress | None = None) -> None:
         self.info, self.output, self.existing, self.progress = info, output, existing, progress
         self.summary = TagSummary(str(output.path))
         self._lock = threading.Lock()
         self._claims: dict[str, list[Loaded]] = {}  # hash -> identical files waiting for its predictions
         self._settled: dict[str, tuple[list[dict] | None, tuple[str, str] | None]] = {}
+        self._queue: queue.Queue[list[dict] | None] = queue.Queue()
+        self._error: BaseException | None = None
+        self._writer = threading.Thread(target=self._write_loop, name="wanwu-tag-writer", daemon=True)
+        self._writer.start()
 
     def known(self, item: Loaded) -> None:
         """A file whose hash the output already holds: skipped (same path) or given those predictions."""
@@ -114,11 +122,13 @@ class Ledger:
                     for w in left])
 
     def write(self, records: list[dict], reused: int = 0) -> None:
-        """Append ``records`` (durably); the last ``reused`` of them are copies of an identical file's."""
+        """Queue ``records`` for the output; the last ``reused`` of them are copies of an identical file's."""
+        if self._error is not None:
+            raise self._error
         if not records:
             return
+        self._queue.put(records)
         with self._lock:
-            self.output.append(records)
             failed = [r["error"]["code"] for r in records if r["error"]]
             reused_ok = sum(not r["error"] for r in records[len(records) - reused:])
             self.summary.failed += len(failed)
@@ -127,6 +137,30 @@ class Ledger:
             self.summary.tagged += len(records) - len(failed) - reused_ok
             self.summary.replaced += sum(self.existing.has_record(r["path"]) for r in records)
         self._report()
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer; re-raises its error (a full disk, say)."""
+        self._queue.put(None)
+        self._writer.join()
+        if self._error is not None:
+            raise self._error
+
+    def _write_loop(self) -> None:
+        while (first := self._queue.get()) is not None:
+            batch, done = list(first), False
+            while not self._queue.empty():
+                more = self._queue.get()
+                if more is None:
+                    done = True
+                    break
+                batch += more
+            try:
+                self.output.append(batch)
+            except BaseException as err:  # noqa: BLE001 - surfaced by the next write() or by close()
+                self._error = err
+                return
+            if done:
+                return
 
     def _report(self) -> None:
         if self.progress is not None:

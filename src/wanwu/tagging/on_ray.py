@@ -62,10 +62,30 @@ def from_columns(batch: dict[str, np.ndarray]) -> list[Loaded]:
     return items
 
 
-def decode_batch(batch: dict[str, np.ndarray], tasks: dict[str, Task], settings: DecodeSettings) -> dict[str, np.ndarray]:
-    """Ray Data task: ``bytes`` + ``path`` rows (``read_binary_files(include_paths=True)``) -> decoded columns."""
-    items = [load_data(bytes(data), tasks[str(path)], settings) for data, path in zip(batch["bytes"], batch["path"], strict=True)]
+def decode_batch(batch: dict[str, np.ndarray], tasks: object, settings: DecodeSettings) -> dict[str, np.ndarray]:
+    """Ray Data task: ``bytes`` + ``path`` rows (``read_binary_files(include_paths=True)``) -> decoded columns.
+
+    ``tasks``: {path: Task}, or an ObjectRef to it (a large library's plan is put in the object store once,
+    not pickled into every task).
+    """
+    plan = _plan_of(tasks)
+    items = [load_data(bytes(data), plan[str(path)], settings) for data, path in zip(batch["bytes"], batch["path"], strict=True)]
     return to_columns(items, settings.preprocessing.crop_size)
+
+
+_plans: dict[str, dict[str, Task]] = {}  # per worker process: the plan fetched once, by its ObjectRef
+
+
+def _plan_of(tasks: object) -> dict[str, Task]:
+    if isinstance(tasks, dict):
+        return tasks
+    import ray
+
+    key = tasks.hex()  # type: ignore[attr-defined]
+    if key not in _plans:
+        _plans.clear()  # one run's plan at a time
+        _plans[key] = ray.get(tasks)
+    return _plans[key]
 
 
 class Tagger:

@@ -32,6 +32,7 @@ class RayRun:
         self.cluster: dict = {}  # what it ran on, for the summary's settings
 
     def run(self, files: list[Found]) -> TagSummary:
+        import ray
         import ray.data
 
         started, cpu = time.perf_counter(), cpu_s()
@@ -42,12 +43,13 @@ class RayRun:
         tasks, actors = self._plan(files), 0
         if tasks:
             actors = self.actors or max(1, int(resources.get("CPU", 2) // (2 * self.actor_cpus)))
+            batch = max(16, self.batch_size)  # a Ray Data call costs ~ms: small batches are the local path's
             ds = ray.data.read_binary_files(list(tasks), include_paths=True)
-            ds = ds.map_batches(decode_batch, fn_kwargs={"tasks": tasks, "settings": self.settings},
-                                batch_size=self.batch_size, num_cpus=1)
+            ds = ds.map_batches(decode_batch, fn_kwargs={"tasks": ray.put(tasks), "settings": self.settings},
+                                batch_size=batch, num_cpus=1)
             ds = ds.map_batches(Tagger, fn_constructor_kwargs={**self.tagger, "threads": self.actor_cpus},
                                 compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=self.actor_cpus,
-                                batch_size=self.batch_size)
+                                batch_size=batch)
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 self._take(batch)
         self.ledger.orphans()
