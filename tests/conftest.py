@@ -47,6 +47,7 @@ def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     """No test reads or writes the user's real caches (a stray checkpoint would change defaults)."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.getbasetemp() / "torch-home"))
     monkeypatch.delenv("WANWU_HOME", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))  # the default store
 
 
 @pytest.fixture(scope="session")

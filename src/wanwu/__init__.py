@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from wanwu.version import __version__
+
+
 __all__ = ["Classifier", "Prediction", "__version__", "tag"]
 
 if TYPE_CHECKING:

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wanwu.errors import EngineUnavailableError, WeightsMissingError
+from wanwu.labels import LabelSet, get_labels
 from wanwu.models.build import load_torch_model
 from wanwu.models.registry import ModelSpec
-from wanwu.weights import ResolvedWeights, find_weights, missing_message, resolve_weights
+from wanwu.weights import ResolvedWeights, find_weights, missing_message, resolve_weights, store_error
 
 MANIFEST = "manifest.json"
 ONNX_FILE = "model.onnx"
@@ -40,6 +41,15 @@ class ModelSource:
     weights_sha256: str
     bundle: Path
     weights: ResolvedWeights | None = None
+
+    @property
+    def labels(self) -> LabelSet:
+        return get_labels(self.spec.labels)
+
+    @property
+    def unknown_below(self) -> float | None:
+        """Top scores below this are marked ``unknown`` (trained models measure one; ImageNet models have none)."""
+        return None
 
     def torch_model(self):  # type: ignore[no-untyped-def]
         if self.weights is None:
@@ -86,6 +96,13 @@ class ModelSource:
                 f"`wanwu export {self.spec.name}` where torch is installed"
             ) from err
         model = self.torch_model()
+        try:
+            self._write_onnx(torch, model, path)
+            self._write_manifest(torch.__version__)
+        except OSError as err:  # read-only, full disk, permission denied: one line, nothing half-written
+            raise store_error(err.filename or path, err) from err
+
+    def _write_onnx(self, torch, model, path: Path) -> None:  # type: ignore[no-untyped-def]
         size = self.spec.preprocessing.crop_size
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.part")
@@ -107,7 +124,6 @@ class ModelSource:
             os.replace(tmp, path)
         finally:
             Path(tmp).unlink(missing_ok=True)
-        self._write_manifest(torch.__version__)
 
     def _write_manifest(self, torch_version: str) -> None:
         manifest = {
@@ -116,7 +132,13 @@ class ModelSource:
             "input": [None, 3, self.spec.preprocessing.crop_size, self.spec.preprocessing.crop_size],
             "exported_with": f"torch {torch_version}",
         }
-        (self.bundle / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        # Written beside and renamed: a full disk must not leave a truncated manifest that breaks find_bundles.
+        tmp = self.bundle / f"{MANIFEST}.part-{os.getpid()}"
+        try:
+            tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+            os.replace(tmp, self.bundle / MANIFEST)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def bundle_dir(home: Path, spec: ModelSpec, sha256: str) -> Path:

@@ -15,11 +15,13 @@ import numpy as np
 
 from wanwu.artifacts import ModelSource, has_weights_or_bundle, open_source
 from wanwu.engines import Engine, default_engine
-from wanwu.labels import get_labels
+from wanwu.errors import WeightsError
 from wanwu.models.registry import ModelSpec, get_model_spec
 from wanwu.precision import open_engine, resolve_precision
 from wanwu.preprocess import ImageLimits, crop_pixels, preprocess_pixels, to_rgb
 from wanwu.ranking import Prediction, label, rank
+from wanwu.trained.source import open_trained
+from wanwu.trained.store import is_trained_ref, resolve
 from wanwu.weights import wanwu_home
 
 if TYPE_CHECKING:
@@ -41,9 +43,22 @@ def default_model_name(home: Path) -> str:
 
 
 def open_model(model: str | None, home: Path | None = None, weights: Path | None = None) -> ModelSource:
-    """The named model (default: ``default_model_name``) with its verified weights or converted bundle."""
+    """The named model (default: ``default_model_name``) with its verified weights or converted bundle;
+    ``NAME@V`` (or ``NAME``, its newest version) is a model trained with ``wanwu train``."""
     home = home or wanwu_home()
+    if is_trained_ref(model, home):
+        if weights is not None:
+            raise WeightsError(f"--weights is for ImageNet models; {model} carries its own (its base's and its head's)")
+        return open_trained(model, home)  # type: ignore[arg-type]
     return open_source(get_model_spec(model or default_model_name(home)), home, weights)
+
+
+def check_model_name(model: str, home: Path | None = None) -> None:
+    """Raises ``UnknownModelError`` (listing the valid names) unless ``model`` is registered or trained here."""
+    if not is_trained_ref(model, home or wanwu_home()):
+        get_model_spec(model)
+    else:
+        resolve(home or wanwu_home(), model)
 
 
 class Classifier:
@@ -53,7 +68,7 @@ class Classifier:
         self.engine = engine
         self.limits = limits or ImageLimits()
         self.precision_choice = precision_choice  # why ``--precision auto`` picked what runs
-        self.labels = get_labels(source.spec.labels)
+        self.labels = source.labels
 
     @classmethod
     def load(
@@ -85,6 +100,13 @@ class Classifier:
     @property
     def weights_sha256(self) -> str:
         return self.source.weights_sha256
+
+    def unknown(self, predictions: list[Prediction]) -> bool | None:
+        """Whether the top score is below the model's measured ``unknown`` threshold; None for models without one."""
+        threshold = self.source.unknown_below
+        if threshold is None:
+            return None
+        return not predictions or predictions[0].score < threshold
 
     def preprocess(self, data: bytes, fast_decode: bool = False) -> np.ndarray:
         """Bytes -> the crop's uint8 pixels, the cheapest input every engine takes (see ``wanwu.engines``)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from wanwu.cli_options import LANGS, add_model_options
 from wanwu.errors import WanwuError
+from wanwu.train_cli import add_models_actions, add_train_parser
 
 
 def _add_precision_parsers(sub) -> None:  # type: ignore[no-untyped-def]
@@ -94,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="one JSON object per image")
     add_model_options(predict)
 
-    models = sub.add_parser("models", help="list models, their weights and accuracy")
+    models = sub.add_parser("models", help="list models (ImageNet and trained versions); rm, export or import a trained one")
     models.add_argument("--json", action="store_true")
+    add_models_actions(models)
 
     fetch = sub.add_parser("fetch", help="download and verify a model's official weights")
     fetch.add_argument("model")
@@ -113,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(export, ("weights", "engine"), repeatable=("engine",))
 
     _add_precision_parsers(sub)
+    add_train_parser(sub)
     _add_tag_parser(sub)
 
     from wanwu.service.cli import add_serve_parser
@@ -123,16 +126,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by `train` as the command that made a version
     from wanwu import commands
 
-    handler = getattr(commands, f"cmd_{args.command}")
+    handler = getattr(args, "handler", None) or getattr(commands, f"cmd_{args.command}")
     try:
         return int(handler(args) or 0)
     except WanwuError as err:
         print(f"wanwu: error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # a file or folder the command could not read or write: one line, no traceback
+        print(f"wanwu: error: {_os_error_line(err, args.home)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _os_error_line(err: OSError, home: Path | None) -> str:
+    from wanwu.weights import wanwu_home
+
+    if not err.filename:
+        return str(err)
+    line = f"{err.strerror or err}: {err.filename}"
+    store = (home or wanwu_home()).resolve()
+    if store == Path(err.filename).resolve() or store in Path(err.filename).resolve().parents:
+        line += " (the store: --home / WANWU_HOME)"
+    return line
 
 
 if __name__ == "__main__":

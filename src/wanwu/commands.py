@@ -34,7 +34,8 @@ def load_classifier(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _label(pred, lang: str) -> str:  # type: ignore[no-untyped-def]
-    return {"zh": pred.label_zh, "en": pred.label, "both": f"{pred.label_zh} ({pred.label})"}[lang]
+    both = pred.label_zh if pred.label_zh == pred.label else f"{pred.label_zh} ({pred.label})"  # a trained class named once
+    return {"zh": pred.label_zh, "en": pred.label, "both": both}[lang]
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -54,10 +55,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             else:
                 _err.print(f"[red]{path}: {message}[/red]")
             continue
+        unknown = classifier.unknown(preds)  # None: the model has no threshold (ImageNet models)
         if args.json:
-            print_json({**record, "predictions": [p.as_dict() for p in preds]})
+            extra = {} if unknown is None else {"unknown": unknown}
+            print_json({**record, "predictions": [p.as_dict() for p in preds], **extra})
             continue
-        out.print(f"[bold]{path}[/bold]  ·  {classifier.model_name} / {classifier.engine.name}")
+        out.print(f"[bold]{path}[/bold]  ·  {classifier.model_name} / {classifier.engine.name} / {classifier.engine.precision}")
         table = Table()
         table.add_column("#", justify="right")
         table.add_column("label")
@@ -65,6 +68,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for rank, pred in enumerate(preds, 1):
             table.add_row(str(rank), _label(pred, args.lang), f"{pred.score:.1%}")
         out.print(table)
+        if unknown:
+            threshold = classifier.source.unknown_below
+            out.print(f"[yellow]unknown: the top score is below this model's threshold ({threshold:.3f})[/yellow]")
     return 1 if failures else 0
 
 
@@ -123,10 +129,15 @@ def _report_summary(reports: list[dict]) -> str:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from wanwu.train_cli import models_action, print_trained
+
+    if getattr(args, "action", None):
+        return models_action(args)
     rows = model_rows(home_of(args))
     if args.json:
         for row in rows:
             print_json(row)
+        print_trained(home_of(args), as_json=True)
         return 0
     table = Table(title=f"store: {home_of(args)}", title_justify="left")
     for column in ("model", "weights", "sha256", "MB", "top-1", "top-5", "converted", "int8 / bf16 guard; auto"):
@@ -144,6 +155,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                                                           for c in row["precision_auto"])]).strip("; ") or "—",
         )
     Console().print(table)
+    print_trained(home_of(args), as_json=False)
     return 0
 
 
@@ -171,11 +183,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from wanwu.datasets import labelled_images
-    from wanwu.evaluate import evaluate
+    from wanwu.evaluate import eval_items, evaluate
 
     classifier = load_classifier(args)
-    total = len(labelled_images(args.folder, classifier.labels))
+    total = len(eval_items(args.folder, classifier.labels))
     with Progress(console=_err, transient=True) as progress:
         task = progress.add_task(f"eval {classifier.model_name}/{classifier.engine.name}", total=total)
         result = evaluate(classifier, args.folder, args.batch_size, args.fast_decode, lambda n: progress.advance(task, n))

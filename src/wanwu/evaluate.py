@@ -1,4 +1,5 @@
-"""Top-1/top-5 accuracy on a folder of ``<wnid>_*.JPEG`` files (ImageNet's standard naming)."""
+"""Top-1/top-5 accuracy on a labelled folder: ``<wnid>_*.JPEG`` files (ImageNet's naming), or an ImageFolder
+whose class folders are the model's classes (a trained model's folder names, or WordNet ids)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import numpy as np
 
 from wanwu.classifier import Classifier
 from wanwu.datasets import labelled_images
+from wanwu.imagefolder import matched_items
+from wanwu.labels import LabelSet
 from wanwu.ranking import top_indices
 
 
@@ -42,6 +45,13 @@ def _batches(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
+def eval_items(folder: Path, labels: LabelSet) -> list[tuple[Path, int]]:
+    """(image, class index) pairs: an ImageFolder when ``folder`` has sub-folders, else ``<wnid>_*`` file names."""
+    if folder.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in folder.iterdir()):
+        return matched_items(folder, labels)
+    return labelled_images(folder, labels)
+
+
 def evaluate(
     classifier: Classifier,
     folder: Path,
@@ -49,7 +59,7 @@ def evaluate(
     fast_decode: bool = False,
     on_batch: Callable[[int], None] | None = None,
 ) -> EvalResult:
-    items = labelled_images(folder, classifier.labels)
+    items = eval_items(folder, classifier.labels)
     top1 = top5 = 0
     predictions: list[int] = []
     started = time.perf_counter()

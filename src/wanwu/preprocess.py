@@ -2,14 +2,23 @@
 
 ``decode_image`` turns bytes into an RGB ``PIL.Image`` or raises an ``ImageError`` subclass: it
 checks the byte and pixel limits before decoding any pixel data, so a decompression bomb costs a
-header read. ``transform`` reproduces ``Resize(resize) -> CenterCrop(crop) -> ToTensor ->
-Normalize(mean, std)`` as TorchVision computes it on PIL images, in float32.
+header read, and any other exception raised while decoding (Pillow raises ``TypeError`` and
+friends on crafted files) becomes a ``CorruptImageError``. ``transform`` reproduces
+``Resize(resize) -> CenterCrop(crop) -> ToTensor -> Normalize(mean, std)`` as TorchVision computes
+it on PIL images, in float32.
+
+Cost bound of one accepted image: decoding reads at most ``max_bytes`` and makes at most
+``max_pixels`` pixels (a few copies of them: the decoded image and its RGB conversion); the
+resize never makes more than ``EXACT_RESIZE_MAX_CROPS`` crops' worth of pixels (see
+``crop_pixels``), whatever the aspect ratio. A 1-pixel-high strip is as cheap as a thumbnail.
 """
 
 from __future__ import annotations
 
 import io
-import struct
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +26,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from wanwu.errors import (
     CorruptImageError,
+    ImageError,
     ImageTooLargeError,
     TooManyPixelsError,
     UnsupportedImageError,
@@ -28,9 +38,12 @@ from wanwu.models.registry import Preprocessing
 # (Multi-picture phone JPEGs open through the JPEG factory as format "MPO".)
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 
-# Pillow's process-wide bomb guard would fire first, naming neither our limit nor its setting;
-# ``_open_checked`` enforces the configurable limit at the same point (header read, no pixels).
-Image.MAX_IMAGE_PIXELS = None
+# TorchVision's Resize enlarges the whole image before CenterCrop keeps crop × crop of it: for a
+# 20000×1 strip that is 5,120,000×256 pixels (3.9 GB) to keep 224×224. Up to this many crops'
+# worth of resized pixels (resize 256 / crop 224: 802,816 pixels, 2.4 MB, every aspect ratio up
+# to 12.25:1, panoramas included) the exact path runs; beyond it only the crop's region is
+# resampled (see ``crop_pixels``).
+EXACT_RESIZE_MAX_CROPS = 16
 
 _INTERPOLATION = {
     "bilinear": Image.Resampling.BILINEAR,
@@ -61,8 +74,6 @@ def _open_checked(data: bytes, limits: ImageLimits) -> Image.Image:
         raise UnsupportedImageError(
             "not an image wanwu can read; send a JPEG, PNG, WebP, GIF, BMP or TIFF image"
         ) from err
-    except (OSError, SyntaxError, ValueError) as err:
-        raise CorruptImageError(f"the image header is corrupt: {err}") from err
     width, height = img.size
     if width * height > limits.max_pixels or width <= 0 or height <= 0:
         raise TooManyPixelsError(
@@ -72,20 +83,84 @@ def _open_checked(data: bytes, limits: ImageLimits) -> Image.Image:
     return img
 
 
+@contextmanager
+def _decoding(limits: ImageLimits) -> Iterator[None]:
+    """Whatever goes wrong while decoding one image becomes an ``ImageError`` (a JSON 4xx), never a crash.
+
+    Pillow is not a parser that only raises ``OSError``: crafted files make it raise ``TypeError``,
+    ``IndexError``, ``struct.error``, ``MemoryError``... so everything is caught here, at the one
+    boundary, rather than listed.
+    """
+    try:
+        yield
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise _refused_by_pillow(err, limits) from err
+    except Exception as err:  # noqa: BLE001 - see the docstring
+        reason = f"{type(err).__name__}: {err}"[:200]
+        raise CorruptImageError(f"the image is corrupt or could not be decoded ({reason})") from err
+
+
+def _refused_by_pillow(err: Exception, limits: ImageLimits) -> TooManyPixelsError:
+    # Pillow's own guard (PIL.Image.MAX_IMAGE_PIXELS, process-wide and left as the process set it)
+    # fires inside Image.open, before the size reaches our check; its message carries the count.
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    pixels = int(found[1]) if found else None
+    size = f"{pixels:,} pixels" if pixels else "more pixels than Pillow allows"
+    if pixels is not None and pixels <= limits.max_pixels:
+        return TooManyPixelsError(
+            f"image is {size}: over Pillow's process-wide limit (PIL.Image.MAX_IMAGE_PIXELS = "
+            f"{Image.MAX_IMAGE_PIXELS:,}), which `wanwu serve` raises to {limits.pixels_setting}"
+        )
+    return TooManyPixelsError(f"image is {size}; the limit is {limits.max_pixels:,} (raise it with {limits.pixels_setting})")
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         # Pillow's own conversion clips 16-bit and float values at 255 (an all-white image).
-        arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr * (255.0 / peak), 0, 255).astype(np.uint8), "L")
-    if img.mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        # Transparent pixels have no colour of their own; white is what a viewer shows.
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        img = _scaled_to_8_bits(img)
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
+        return _on_white(img)
     return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def _tiles(size: tuple[int, int], tile: int) -> Iterator[tuple[int, int, int, int]]:
+    """Boxes of at most ``tile`` pixels covering ``size``: whole rows where they fit, else pieces of a row."""
+    width, height = size
+    rows, cols = max(1, tile // width), min(width, tile)
+    for top in range(0, height, rows):
+        for left in range(0, width, cols):
+            yield left, top, min(width, left + cols), min(height, top + rows)
+
+
+def _on_white(img: Image.Image, tile: int = 1 << 20) -> Image.Image:
+    """Transparent pixels over white (they have no colour of their own; white is what a viewer shows).
+
+    Tile by tile, the same pixels as one ``alpha_composite`` of the whole image, without its three
+    full-size RGBA copies (a 50-Mpx RGBA image took 1.2 GB that way).
+    """
+    out = Image.new("RGB", img.size)
+    for box in _tiles(img.size, tile):
+        part = img.crop(box).convert("RGBA")
+        white = Image.new("RGBA", part.size, (255, 255, 255, 255))
+        out.paste(Image.alpha_composite(white, part).convert("RGB"), box[:2])
+    return out
+
+
+def _scaled_to_8_bits(img: Image.Image, tile: int = 1 << 20) -> Image.Image:
+    """16-bit, 32-bit and float pixels scaled to 0..255 ("L"), a million pixels at a time.
+
+    Converting a whole 64-Mpixel float TIFF at once took two 512 MB float64 temporaries and a copy
+    of the image; tile by tile the extra memory is a few MB.
+    """
+    extrema = img.getextrema()
+    peak = 65535.0 if img.mode.startswith("I;16") or float(extrema[1]) > 255 else 255.0  # type: ignore[arg-type, index]
+    out = np.empty((img.height, img.width), np.uint8)
+    for left, top, right, bottom in _tiles(img.size, tile):
+        part = np.asarray(img.crop((left, top, right, bottom)), dtype=np.float64)
+        out[top:bottom, left:right] = np.clip(part * (255.0 / peak), 0, 255).astype(np.uint8)
+    return Image.fromarray(out, "L")
 
 
 def decode_image(data: bytes, limits: ImageLimits | None = None, draft_size: int | None = None) -> Image.Image:
@@ -94,16 +169,15 @@ def decode_image(data: bytes, limits: ImageLimits | None = None, draft_size: int
     ``draft_size`` lets JPEG decoding downscale in the DCT domain while keeping the shorter side at
     least that many pixels (``--fast-decode``); ``None`` decodes every pixel (exact path).
     """
-    img = _open_checked(data, limits or ImageLimits())
-    try:
+    limits = limits or ImageLimits()
+    with _decoding(limits):
+        img = _open_checked(data, limits)
         # DCT scaling halves at most: below twice the target there is nothing to gain, only the call.
         if draft_size is not None and img.format in ("JPEG", "MPO") and min(img.size) >= 2 * draft_size:
             img.draft("RGB", _draft_target(img.size, draft_size))
         img.load()
         ImageOps.exif_transpose(img, in_place=True)  # upright without copying an image that already is
         return to_rgb(img)
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
-        raise CorruptImageError(f"the image data is corrupt or truncated: {err}") from err
 
 
 def _draft_target(size: tuple[int, int], min_short_side: int) -> tuple[int, int]:
@@ -134,14 +208,17 @@ def crop_pixels(img: Image.Image, pre: Preprocessing, resize_crop_only: bool = F
 
     ``resize_crop_only`` (the fast path) resamples only the pixels the centre crop keeps: the same
     filter over the same source region, so ~45 % less resize work, but the region's edges are
-    floats and their rounding moves about 2 % of the values by one level (of 255).
+    floats and their rounding moves about 2 % of the values by one level (of 255). The exact path
+    takes it too when the resized image would hold more than ``EXACT_RESIZE_MAX_CROPS`` crops
+    (aspect ratios beyond ~12:1): its cost is then the crop's, not the strip's.
     """
     size = resized_size(img.size, pre.resize_size)
     if min(size) < pre.crop_size:
         raise ValueError(f"crop {pre.crop_size} is larger than the resized image {size}")
     box = center_crop_box(size, pre.crop_size)
     interpolation = _INTERPOLATION[pre.interpolation]
-    if resize_crop_only and size != img.size:
+    extreme = size[0] * size[1] > EXACT_RESIZE_MAX_CROPS * pre.crop_size**2
+    if (resize_crop_only or extreme) and size != img.size:
         sx, sy = img.width / size[0], img.height / size[1]
         source = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
         img = img.resize((pre.crop_size, pre.crop_size), interpolation, box=source)
@@ -175,8 +252,10 @@ def preprocess_pixels(
     ``fast_decode`` trades exactness for speed: JPEG DCT-domain downscaling (large photos) and
     resizing only the crop (every image); its top-1 agreement is measured.
     """
-    img = decode_image(data, limits, draft_size=pre.resize_size if fast_decode else None)
-    return crop_pixels(img, pre, resize_crop_only=fast_decode)
+    limits = limits or ImageLimits()
+    with _decoding(limits):
+        img = decode_image(data, limits, draft_size=pre.resize_size if fast_decode else None)
+        return crop_pixels(img, pre, resize_crop_only=fast_decode)
 
 
 def preprocess(data: bytes, pre: Preprocessing, limits: ImageLimits | None = None, fast_decode: bool = False) -> np.ndarray:

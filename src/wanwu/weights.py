@@ -7,6 +7,7 @@ the file -> a download, only when the caller allows it (``wanwu fetch``; never i
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.util
 import os
@@ -17,10 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from wanwu.errors import WeightsMissingError, WeightsVerificationError
+from wanwu.errors import StoreError, WeightsMissingError, WeightsVerificationError
 from wanwu.models.registry import ModelSpec, WeightsSpec
 
 HOME_ENV = "WANWU_HOME"
+# What a store that cannot take a write says: read-only, full, over quota, not ours.
+DISK_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM})
 _CHUNK = 1 << 20
 
 ProgressFactory = Callable[[int | None, str], Callable[[int], None]]
@@ -44,6 +47,18 @@ def wanwu_home(environ: dict[str, str] | None = None) -> Path:
         return Path(env[HOME_ENV]).expanduser()
     base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "wanwu"
+
+
+def store_error(path: Path | str, err: BaseException) -> StoreError:
+    """One line for a store that cannot be written: what, why, and the setting that moves the store.
+
+    ``err`` is an ``OSError`` (read-only, full disk, permission denied) or what a library raises
+    instead (OpenVINO's ``RuntimeError: basic_ios::clear`` on a full disk).
+    """
+    reason = err.strerror if isinstance(err, OSError) and err.strerror else (str(err) or type(err).__name__)
+    return StoreError(
+        f"cannot write {path}: {reason}. The store is --home / {HOME_ENV}: point it at a writable folder with free space"
+    )
 
 
 def weights_dir(home: Path) -> Path:
@@ -153,14 +168,21 @@ def download_weights(
     if url is None:
         raise WeightsMissingError(missing_message(model, home))
     target = weights_dir(home) / spec.file_name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.file_name}.", suffix=".part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.file_name}.", suffix=".part")
+    except OSError as err:
+        raise store_error(target.parent, err) from err
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
             _stream(url, out, progress, timeout, model, home)
         digest = verify(spec, tmp)
         os.replace(tmp, target)
+    except OSError as err:
+        if err.errno not in DISK_ERRNOS:  # an ssl.SSLError is an OSError too, and no fault of the store
+            raise
+        raise store_error(target, err) from err
     finally:
         tmp.unlink(missing_ok=True)
     return ResolvedWeights(target, digest, "download")

@@ -11,18 +11,26 @@ import onnxruntime as ort
 from wanwu.artifacts import INPUT_NAME, ModelSource
 from wanwu.engines import EngineBase, model_input
 
-ort.set_default_logger_severity(3)
+# ONNX Runtime warns at every load about initializers it folds; errors only. Set per session, not
+# with ort.set_default_logger_severity: that would change the log level of every other ORT user
+# in the process (a library user's own sessions included).
+_LOG_ERRORS_ONLY = 3
 
 
 def _save_portable_optimized(onnx_path: Path, optimized: Path) -> None:
     options = ort.SessionOptions()
+    options.log_severity_level = _LOG_ERRORS_ONLY
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     if not (optimized.parent.is_dir() and os.access(optimized.parent, os.W_OK)):
         raise PermissionError(f"{optimized.parent} is not writable")
     tmp = optimized.with_suffix(".part")
     options.optimized_model_filepath = str(tmp)
-    ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    os.replace(tmp, optimized)
+    try:
+        ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        os.replace(tmp, optimized)
+    except Exception as err:  # noqa: BLE001 - a full disk surfaces as ORT's INVALID_PROTOBUF, not an OSError
+        tmp.unlink(missing_ok=True)  # never leave half a cache behind
+        raise OSError(f"could not write {optimized}: {err}") from err
 
 
 class OrtEngine(EngineBase):
@@ -36,6 +44,7 @@ class OrtEngine(EngineBase):
         onnx_path = source.onnx_path()
         optimized = source.engine_dir("onnxruntime", ort.__version__) / "model.opt.onnx"
         options = ort.SessionOptions()
+        options.log_severity_level = _LOG_ERRORS_ONLY
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

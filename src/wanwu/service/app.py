@@ -18,11 +18,15 @@ from wanwu import __version__
 from wanwu.classifier import Classifier
 from wanwu.errors import WanwuError
 from wanwu.service import page
+from wanwu.service.docs import add_offline_docs
 from wanwu.service.errors import (
     InvalidRequestError,
+    JsonCORSMiddleware,
     NotReadyError,
+    ShutdownMiddleware,
     UnauthorizedError,
     error_body,
+    handle_unexpected,
     handle_wanwu_error,
     status_of,
 )
@@ -43,18 +47,19 @@ def create_app(settings: ServiceSettings | None = None, classifier: Classifier |
         await loading
         await state.stop()
 
-    app = FastAPI(title="wanwu 万物识别", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="wanwu 万物识别", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    add_offline_docs(app)  # /docs and /redoc from local files: FastAPI's load from a CDN
     app.state.wanwu = state
     app.add_exception_handler(WanwuError, handle_wanwu_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, handle_unexpected)  # every other error: JSON 500, never plain text
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     if settings.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+            JsonCORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
         )
+    app.add_middleware(ShutdownMiddleware)
     static = resources.files("wanwu.service") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     _add_api_routes(app, state)
@@ -78,7 +83,9 @@ async def _require_api_key(request: Request) -> None:
 
 def _pipeline(state: ServiceState):  # type: ignore[no-untyped-def]
     if state.pipeline is None:
-        reason = f"the model failed to load: {state.error}" if state.error else "the model is still loading"
+        # The load error names files in the store: the log has it whole, a client gets its kind only.
+        kind = state.error and state.error.split(":", 1)[0]
+        reason = f"the model failed to load ({kind}); the server log says why" if kind else "the model is still loading"
         raise NotReadyError(f"not ready: {reason}")
     return state.pipeline
 

@@ -54,9 +54,10 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
 
+    from wanwu.classifier import check_model_name
     from wanwu.errors import WanwuError
-    from wanwu.models import get_model_spec
     from wanwu.service.app import create_app
+    from wanwu.service.http11 import JsonErrorsH11Protocol
     from wanwu.service.memory import limit_malloc_arenas
 
     try:
@@ -65,9 +66,10 @@ def run_serve(args: argparse.Namespace) -> int:
         first = err.errors()[0]
         raise WanwuError(f"invalid setting {first['loc'][0]} (WANWU_{str(first['loc'][0]).upper()}): {first['msg']}") from None
     if settings.model:
-        get_model_spec(settings.model)  # an unknown name fails now, with the list of valid ones
+        check_model_name(settings.model, settings.home)  # an unknown name fails now, with the list of valid ones
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     limit_malloc_arenas(settings.malloc_arenas)  # before the decode and engine threads exist
+    _own_pillow_limit(settings.max_pixels)
     # Uvicorn drains on SIGTERM, then re-raises it to whatever handler was there before; with
     # this one a drained stop exits 0 instead of "killed by signal" (143), which orchestrators log as a failure.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -79,5 +81,22 @@ def run_serve(args: argparse.Namespace) -> int:
         access_log=False,
         log_config=None,  # one format for uvicorn and wanwu, set by basicConfig above
         timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
+        http=JsonErrorsH11Protocol,  # Uvicorn's own 400s in the service's JSON error shape (docs/security.md)
     )
     return 0
+
+
+def _own_pillow_limit(max_pixels: int) -> None:
+    """The server owns its process: Pillow's bomb guard follows ``--max-pixels`` here.
+
+    The library leaves ``PIL.Image.MAX_IMAGE_PIXELS`` alone (a library user's process is theirs);
+    in the server, wanwu's own check — which names the limit and its setting — is the one that
+    should answer, so Pillow's guard is raised to at least that limit and its warning silenced.
+    """
+    import warnings
+
+    from PIL import Image
+
+    if Image.MAX_IMAGE_PIXELS is not None:
+        Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS, max_pixels)
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)

@@ -47,11 +47,13 @@ class Pipeline:
             self.metrics.cache_hits.inc()
         timings["total"] = (time.perf_counter() - started) * 1000
         top_k = options.top_k or self.settings.top_k
+        threshold = self.classifier.source.unknown_below  # trained models: below it, "unknown": true
         return {
             "filename": upload.filename,
             "sha256": digest,
             "cached": cached,
             "predictions": self._format(ranked[:top_k], options),
+            **({} if threshold is None else {"unknown": ranked[0][1] < threshold}),
             "timings_ms": {k: round(v, 2) for k, v in timings.items()},
         }
 

@@ -1,7 +1,15 @@
-"""Reading a classify request: multipart files or base64 JSON, bounded in size, never touching disk."""
+"""Reading a classify request: multipart files or base64 JSON, bounded in size, never touching disk.
+
+Both bodies are read through ``_limited``: the first chunk past ``max_request_bytes`` ends the
+read with a 413, whether or not a Content-Length was sent (chunked bodies included), so a request
+never holds more than its limit (plus one chunk of at most 64 KB). JSON is parsed with limits on
+its shape before ``json.loads`` sees it (see ``_parse_json``), in a worker thread so a large body
+does not hold up the event loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -37,6 +45,14 @@ class Upload:
     data: bytes
 
 
+# A classify body needs a handful of brackets, commas and colons per image; a body with more is
+# an attack on the parser (300 MB of ``[{},{},...`` is 100 million dicts, ~6 GB), refused unparsed.
+MAX_JSON_STRUCTURE = 4096
+# The only numbers a classify body has are top_k and min_score; Python's int() is quadratic in
+# the number of digits (it stops at 4,300 with a ValueError), float() reads any length.
+MAX_JSON_NUMBER_CHARS = 32
+
+
 class _InMemoryParser(MultiPartParser):
     # Starlette spools file parts over 1 MB to a temporary file; uploads must never reach disk.
     # The whole body is already bounded by ``max_request_bytes``, so memory is bounded too.
@@ -44,6 +60,11 @@ class _InMemoryParser(MultiPartParser):
 
 
 async def _limited(request: Request, limit: int, settings_hint: str) -> AsyncGenerator[bytes, None]:
+    """The body, chunk by chunk; the chunk that crosses ``limit`` raises instead of being yielded.
+
+    Nothing after it is read by the app: Uvicorn discards what the client still sends (the 413
+    carries ``Connection: close``, so it stops reading when the answer is out).
+    """
     received = 0
     async for chunk in request.stream():
         received += len(chunk)
@@ -110,7 +131,10 @@ async def _read_multipart(request: Request, settings: ServiceSettings, limit: in
         if strays and not files:
             raise InvalidRequestError(f"files were sent in field {strays[0]!r}; the field must be named 'image'")
         _check_count(len(files), settings)
-        uploads = [Upload(f.filename, await f.read()) for f in files]
+        uploads = []
+        for f in files:  # each part's buffer is freed as soon as it is copied out: one copy of the body at a time
+            uploads.append(Upload(f.filename, await f.read()))
+            await f.close()
         fields = {k: form.get(k) for k in ("top_k", "min_score", "lang")}
         fields.update({k: v for k, v in request.query_params.items() if k in ("top_k", "min_score", "lang")})
         return uploads, _options(fields, settings)
@@ -119,19 +143,56 @@ async def _read_multipart(request: Request, settings: ServiceSettings, limit: in
 
 
 async def _read_json(request: Request, settings: ServiceSettings, limit: int, hint: str):  # type: ignore[no-untyped-def]
-    body = b"".join([chunk async for chunk in _limited(request, limit, hint)])
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InvalidRequestError(f"the body is not valid JSON: {err}") from None
+    body = bytearray()
+    async for chunk in _limited(request, limit, hint):
+        body += chunk
+    payload = await asyncio.to_thread(_parse_json, body)
     if not isinstance(payload, dict) or not isinstance(payload.get("images"), list):
         raise InvalidRequestError(f"JSON body needs a list field 'images'; {HOW_TO_SEND}")
     images = payload["images"]
     _check_count(len(images), settings)
-    uploads = [_decode_base64(entry, i) for i, entry in enumerate(images)]
+    uploads = await asyncio.to_thread(lambda: [_decode_base64(entry, i) for i, entry in enumerate(images)])
     fields = {k: payload.get(k) for k in ("top_k", "min_score", "lang")}
     fields.update({k: v for k, v in request.query_params.items() if k in ("top_k", "min_score", "lang")})
     return uploads, _options(fields, settings)
+
+
+def _parse_json(body: bytearray) -> object:
+    """``json.loads`` with limits: structure, nesting and number length are bounded; ``body`` is emptied.
+
+    Python's parser has no depth limit of its own (it recurses until ``RecursionError``) and turns
+    a long run of digits into an int in quadratic time; both are answered 422, never 500.
+    """
+    structure = sum(body.count(c) for c in (b"{", b"[", b",", b":"))
+    if structure > MAX_JSON_STRUCTURE:
+        raise InvalidRequestError(
+            f"the JSON body has {structure:,} brackets, commas and colons; a classify request needs a few per image "
+            f"(limit {MAX_JSON_STRUCTURE:,}); {HOW_TO_SEND}"
+        )
+    try:
+        text = body.decode(json.detect_encoding(body), "surrogatepass")  # as json.loads(bytes) does: BOM, UTF-16
+    except UnicodeDecodeError as err:
+        raise InvalidRequestError(f"the body is not valid JSON: it is not UTF-8 ({err.reason} at byte {err.start})") from None
+    body.clear()  # the text is the only copy from here on
+    try:
+        return json.loads(text, parse_int=_bounded_number(int), parse_float=_bounded_number(float), parse_constant=_no_constant)
+    except RecursionError:
+        raise InvalidRequestError("the body is not valid JSON for a classify request: it is nested too deeply") from None
+    except ValueError as err:  # json.JSONDecodeError included
+        raise InvalidRequestError(f"the body is not valid JSON: {str(err)[:200]}") from None
+
+
+def _bounded_number(kind: type):  # type: ignore[no-untyped-def]
+    def parse(text: str):  # type: ignore[no-untyped-def]
+        if len(text) > MAX_JSON_NUMBER_CHARS:
+            raise ValueError(f"a number of {len(text):,} characters (limit {MAX_JSON_NUMBER_CHARS})")
+        return kind(text)
+
+    return parse
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _decode_base64(entry: object, index: int) -> Upload:

@@ -1,0 +1,143 @@
+"""A trained version as a model like the others: a ``ModelSource`` whose ONNX graph is base + head.
+
+Engines read ``model.onnx`` from the version's folder (and keep their caches beside it); the torch
+engine rebuilds the base from its checkpoint and swaps the final ``Linear`` for the head.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wanwu.artifacts import ONNX_FILE, ModelSource, open_source
+from wanwu.errors import WeightsVerificationError
+from wanwu.labels import LabelSet
+from wanwu.models.registry import ModelSpec, Preprocessing, get_model_spec
+from wanwu.trained.store import Version, resolve
+from wanwu.weights import sha256_file
+
+HEAD_FILE = "head.npz"
+FEATURES_DIR = "features"
+
+
+@dataclass(frozen=True)
+class FeatureSource(ModelSource):
+    """The base without its classifier layer (``images -> (N, D)`` embeddings); see ``feature_source``."""
+
+    def torch_model(self):  # type: ignore[no-untyped-def]
+        import torch
+
+        model = super().torch_model()
+        name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+        parent = model.get_submodule(name.rpartition(".")[0])
+        setattr(parent, name.rpartition(".")[2], torch.nn.Identity())
+        return model
+
+
+def feature_source(base: ModelSource) -> ModelSource:
+    """The base's embeddings model: its ONNX export cut before the last layer, made once in its bundle
+    (``features/model.onnx``); the torch engine drops the last ``Linear`` instead."""
+    bundle = base.bundle / FEATURES_DIR
+    if not (bundle / ONNX_FILE).is_file():
+        from wanwu.trained import graph
+
+        graph.save_model(graph.features_model(graph.load_model(base.onnx_path())), bundle / ONNX_FILE)
+    return FeatureSource(base.spec, base.weights_sha256, bundle, base.weights)
+
+
+def preprocessing_from(data: dict) -> Preprocessing:
+    return Preprocessing(data["resize_size"], data["crop_size"], tuple(data["mean"]), tuple(data["std"]), data["interpolation"])
+
+
+@dataclass(frozen=True)
+class TrainedSource(ModelSource):
+    version: Version | None = None
+    home: Path | None = None
+
+    @property
+    def manifest(self) -> dict:
+        assert self.version is not None
+        return self.version.manifest
+
+    @property
+    def labels(self) -> LabelSet:
+        classes = self.manifest["classes"]
+        return LabelSet(
+            tuple(c["label"] for c in classes), tuple(c["label_zh"] for c in classes), tuple(c["folder"] for c in classes)
+        )
+
+    @property
+    def unknown_below(self) -> float | None:
+        return (self.manifest.get("unknown") or {}).get("threshold")
+
+    def head(self) -> tuple[np.ndarray, np.ndarray]:
+        with np.load(self.bundle / HEAD_FILE) as data:
+            return data["weight"], data["bias"]
+
+    def torch_model(self):  # type: ignore[no-untyped-def]
+        """The base from its checkpoint with the final ``Linear`` replaced by signed sqrt + the head (as in the ONNX graph)."""
+        import torch
+
+        base = self.manifest["base"]
+        spec = get_model_spec(base["model"])
+        source = open_source(spec, self.home or self.bundle.parent.parent)
+        if source.weights_sha256 != base["weights_sha256"]:
+            raise WeightsVerificationError(
+                f"{self.spec.name} was trained on {spec.name} weights {base['weights_sha256'][:12]}, "
+                f"but the store has {source.weights_sha256[:12]}; use the onnxruntime or openvino engine"
+            )
+        model = source.torch_model()
+        name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+        parent = model.get_submodule(name.rpartition(".")[0])
+        weight, bias = self.head()
+        layer = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(weight))
+            layer.bias.copy_(torch.from_numpy(bias))
+        setattr(parent, name.rpartition(".")[2], torch.nn.Sequential(_signed_sqrt_module(), layer))
+        return model.eval()
+
+
+def _signed_sqrt_module():  # type: ignore[no-untyped-def]
+    import torch
+
+    class SignedSqrt(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sign(x) * torch.sqrt(torch.abs(x))
+
+    return SignedSqrt()
+
+
+def trained_spec(version: Version) -> ModelSpec:
+    base = get_model_spec(version.manifest["base"]["model"])
+    return dataclasses.replace(
+        base,
+        name=version.ref,
+        preprocessing=preprocessing_from(version.manifest["preprocessing"]),
+        labels=f"trained:{version.ref}",
+        num_classes=len(version.manifest["classes"]),
+        description=f"trained on {len(version.manifest['classes'])} classes from {base.name}",
+    )
+
+
+def verify_files(version: Version) -> None:
+    """The model and head files have the SHA-256 the version lists, checked before anything loads them."""
+    for name in (ONNX_FILE, HEAD_FILE):
+        expected = version.manifest["files"][name]
+        path = version.path / name
+        actual = sha256_file(path) if path.is_file() else "missing"
+        if actual != expected:
+            raise WeightsVerificationError(
+                f"{path} does not match its version's manifest (SHA-256 {actual[:16]}, expected {expected[:16]}): "
+                f"the store was modified; remove {version.ref} with `wanwu models rm {version.ref}` and train or import it again"
+            )
+
+
+def open_trained(ref: str, home: Path) -> TrainedSource:
+    version = resolve(home, ref)
+    verify_files(version)
+    head_sha = version.manifest["files"][HEAD_FILE]
+    return TrainedSource(trained_spec(version), head_sha, version.path, None, version, home)

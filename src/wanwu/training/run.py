@@ -1,0 +1,51 @@
+"""What a training run is asked to do (``TrainOptions``) and what it learns along the way (``Run``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from wanwu.artifacts import ModelSource
+from wanwu.models.registry import Preprocessing
+from wanwu.training.data import TrainingSet
+from wanwu.training.head import Head, HeadConfig
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    data: Path
+    name: str
+    base: str | None = None
+    val: Path | None = None
+    val_split: float = 0.2
+    seed: int = 0
+    labels: Path | None = None
+    augment: str = "auto"  # auto | none | flip | all
+    crop: str = "full"  # full: the whole shorter side; center: the base model's ImageNet crop
+    mode: str = "head"
+    epochs: int | None = None  # head: most L-BFGS iterations (each a full pass over the embeddings)
+    l2: float = HeadConfig.l2
+    refit: bool = True  # after validating, fit the stored head on training + validation images
+    engine: str | None = None
+    threads: int | None = None
+    command: tuple[str, ...] = ()
+
+
+@dataclass
+class Run:
+    """What a run learned along the way, written into the version and the report."""
+
+    options: TrainOptions
+    data: TrainingSet
+    base: ModelSource
+    preprocessing: Preprocessing
+    views: tuple[str, ...]
+    timings: dict[str, float] = field(default_factory=dict)
+    extraction: dict = field(default_factory=dict)
+    head: Head | None = None
+    val_logits: np.ndarray | None = None
+    metrics: dict | None = None
+    unknown: dict | None = None
+    refitted: bool = False  # the stored head was fitted on training + validation images

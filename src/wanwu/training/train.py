@@ -1,0 +1,141 @@
+"""One training run: folder -> embeddings (cached) -> head -> validation metrics -> a new version ``NAME@V``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from wanwu.artifacts import ModelSource
+from wanwu.classifier import open_model
+from wanwu.engines import create_engine, default_engine
+from wanwu.errors import DatasetError, InvalidNameError
+from wanwu.imagefolder import check_trainable
+from wanwu.models.registry import Preprocessing
+from wanwu.trained.source import feature_source
+from wanwu.trained.store import Version, check_name, is_trained_ref
+from wanwu.training import Reporter, Silent
+from wanwu.training.data import Sample, TrainingSet, prepare, usable
+from wanwu.training.embed import VIEWS, EmbeddingCache, Job, cache_folder, extract
+from wanwu.training.head import HeadConfig, fit
+from wanwu.training.metrics import metrics, unknown_threshold
+from wanwu.training.run import Run, TrainOptions
+from wanwu.training.version import write_version
+
+DEFAULT_BASE = "efficientnet_lite0"
+SMALL_SET = 500  # below this many training images, ``--augment auto`` adds flipped and zoomed views
+AUGMENT = {"none": ("center",), "flip": ("center", "flip"), "all": VIEWS}
+CROPS = ("full", "center")
+
+
+def views_for(augment: str, train_images: int) -> tuple[str, ...]:
+    if augment == "auto":
+        return VIEWS if train_images < SMALL_SET else ("center",)
+    if augment not in AUGMENT:
+        raise DatasetError(f"--augment must be auto, {', '.join(AUGMENT)}; got {augment!r}")
+    return AUGMENT[augment]
+
+
+def training_preprocessing(pre: Preprocessing, crop: str) -> Preprocessing:
+    """``full`` resizes the shorter side straight to the crop size (nothing cut from it); ``center`` is the base's."""
+    if crop not in CROPS:
+        raise DatasetError(f"--crop must be one of {', '.join(CROPS)}; got {crop!r}")
+    return dataclasses.replace(pre, resize_size=pre.crop_size) if crop == "full" else pre
+
+
+def _base(options: TrainOptions, home: Path) -> ModelSource:
+    name = options.base or DEFAULT_BASE
+    if is_trained_ref(name, home):
+        raise InvalidNameError(f"--base must be an ImageNet model (wanwu models), not the trained model {name!r}")
+    return open_model(name, home)
+
+
+def _drop_failed(data: TrainingSet, failed: list[tuple[Path, str]]) -> None:
+    """Corrupt images are skipped and listed; the class counts are checked again without them."""
+    bad = {path for path, _ in failed}
+    data.skipped.extend(failed)
+    data.train = [s for s in data.train if s.path not in bad]
+    data.val = [s for s in data.val if s.path not in bad]
+    check_trainable(usable(data.folder, data.train + data.val))
+    empty = [data.folder.root / c.folder for i, c in enumerate(data.folder.classes) if not any(s.label == i for s in data.train)]
+    if empty:
+        raise DatasetError(f"class folder {empty[0]} has no training image left after the validation split; add images")
+
+
+def _embed(run: Run, home: Path, reporter: Reporter) -> EmbeddingCache:
+    started = time.perf_counter()
+    threads = run.options.threads or os.cpu_count() or 1
+    cache = EmbeddingCache(cache_folder(home, run.base, run.preprocessing))
+    val_views = run.views if run.options.refit else ("center",)  # a refit trains on the validation images too
+    jobs = [Job(s.path, s.sha256, run.views) for s in run.data.train] + [Job(s.path, s.sha256, val_views) for s in run.data.val]
+    todo = sum(1 for j in jobs if j.sha256 not in cache.failures and any(cache.get(j.sha256, v) is None for v in j.views))
+    engine_name = run.options.engine or default_engine()
+    run.extraction = {"images": len(jobs), "cached": len(jobs) - todo, "views": list(run.views), "engine": engine_name}
+    reporter.stage(f"embeddings ({engine_name}, {len(jobs) - todo} of {len(jobs)} cached)", len(jobs))
+    engine = create_engine(engine_name, feature_source(run.base), threads=threads) if todo else None
+    t0 = time.perf_counter()
+    failed = extract(jobs, engine.run if engine else _no_engine, run.preprocessing, cache, workers=threads,
+                     on_image=reporter.advance)
+    cache.save()
+    seconds = time.perf_counter() - t0
+    run.extraction.update(extracted=todo, seconds=round(seconds, 2), images_per_s=round(todo / seconds, 1) if todo else None)
+    _drop_failed(run.data, failed)
+    run.timings["embeddings"] = time.perf_counter() - started
+    return cache
+
+
+def _no_engine(batch: np.ndarray) -> np.ndarray:
+    raise AssertionError("every embedding was cached")
+
+
+def _matrix(samples: list[Sample], views: tuple[str, ...], cache: EmbeddingCache) -> tuple[np.ndarray, np.ndarray]:
+    rows = [(cache.get(s.sha256, v), s.label) for s in samples for v in views]
+    return np.stack([r for r, _ in rows]), np.array([y for _, y in rows], np.int64)
+
+
+def _fit(run: Run, cache: EmbeddingCache, reporter: Reporter) -> None:
+    """Fit on the training images and measure on the validation ones; then (``refit``) fit the stored head on
+    both, so every labelled photo teaches the model and the metrics stay a held-out estimate."""
+    started = time.perf_counter()
+    x, y = _matrix(run.data.train, run.views, cache)
+    reporter.stage(f"training the head on {len(x)} embeddings ({len(run.data.train)} images × {len(run.views)} views)")
+    config = HeadConfig(l2=run.options.l2, max_iter=run.options.epochs or HeadConfig.max_iter)
+    classes = len(run.data.folder.classes)
+    run.head = fit(x, y, classes, config)
+    if run.data.val:
+        xv, yv = _matrix(run.data.val, ("center",), cache)
+        run.val_logits = run.head.logits(xv)
+        run.metrics = metrics(run.val_logits, yv, run.data.names)
+        run.unknown = unknown_threshold(run.val_logits, yv)
+        if run.options.refit:
+            both = len(run.data.train) + len(run.data.val)
+            reporter.stage(f"training the stored head on training + validation images ({both})")
+            x, y = _matrix(run.data.train + run.data.val, run.views, cache)
+            run.head = fit(x, y, classes, config, init=run.head)
+            run.refitted = True
+    run.timings["head"] = time.perf_counter() - started
+
+
+def train(options: TrainOptions, home: Path, reporter: Reporter | None = None) -> tuple[Version, Run]:
+    """The whole run; nothing is written to the store's models unless every step succeeds."""
+    reporter = reporter or Silent()
+    check_name(options.name)
+    if options.mode != "head":
+        raise DatasetError(f"--mode {options.mode} is not available yet; use --mode head")
+    started = time.perf_counter()
+    data = prepare(options.data, options.labels, options.val, options.val_split, options.seed, reporter)
+    base = _base(options, home)
+    run = Run(options, data, base, training_preprocessing(base.spec.preprocessing, options.crop),
+              views_for(options.augment, len(data.train)))
+    run.timings["prepare"] = time.perf_counter() - started
+    cache = _embed(run, home, reporter)
+    _fit(run, cache, reporter)
+    t0 = time.perf_counter()
+    reporter.stage("writing the version")
+    version = write_version(run, home)
+    run.timings["write"] = time.perf_counter() - t0
+    run.timings["total"] = time.perf_counter() - started
+    return version, run

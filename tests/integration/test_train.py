@@ -1,0 +1,178 @@
+"""`wanwu train` end to end on synthesized shapes with the real EfficientNet-Lite0: the version, predict, eval,
+every engine, the embedding cache, the report, rm / export / import, and a run that is interrupted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.shapes import SHAPES, write_shapes
+from wanwu.classifier import Classifier, open_model
+from wanwu.cli import main
+from wanwu.engines import create_engine
+from wanwu.trained.source import feature_source
+from wanwu.trained.store import trained_dir, versions
+from wanwu.training.head import Head
+from wanwu.weights import sha256_file
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("train-home")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = write_shapes(tmp_path_factory.mktemp("shapes") / "train", per_class=8)
+    (root / "红色圆形" / "notes.txt").write_text("not an image")
+    (root / "红色圆形" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)  # a PNG header, then nothing
+    shutil.copy(root / "红色圆形" / "000.png", root / "blue square|蓝色方块" / "mislabelled.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def test_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_shapes(tmp_path_factory.mktemp("shapes") / "test", per_class=4, seed=7)
+
+
+@pytest.fixture(scope="module")
+def trained(home: Path, data: Path) -> dict:
+    assert main(["--home", str(home), "train", str(data), "--name", "shapes", "--threads", "2"]) == 0
+    (version,) = versions(home)
+    return version.manifest
+
+
+def _run_json(capsys, args: list[str]) -> list[dict]:  # type: ignore[no-untyped-def]
+    capsys.readouterr()
+    assert main(args) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_the_version_holds_everything_it_needs(trained: dict, home: Path, data: Path) -> None:
+    path = trained_dir(home) / "shapes@1"
+    assert trained["model"] == "shapes@1" and trained["base"]["model"] == "efficientnet_lite0"
+    for name, digest in trained["files"].items():
+        assert sha256_file(path / name) == digest
+    assert set(trained["files"]) == {"model.onnx", "head.npz", "images.tsv", "report.html"}
+    assert [c["folder"] for c in trained["classes"]] == sorted(SHAPES)
+    assert [(c["label"], c["label_zh"]) for c in trained["classes"]] == [
+        ("blue square", "蓝色方块"), ("green triangle", "绿色三角"), ("红色圆形", "红色圆形")]
+    assert trained["command"][:3] == ["wanwu", "--home", str(home)] and trained["command"][3:5] == ["train", str(data)]
+    assert trained["preprocessing"]["crop"] == "full" and trained["preprocessing"]["resize_size"] == 224
+    assert trained["data"]["views"] == ["center", "flip", "zoom", "zoom-flip"]  # a small set: augmented
+    skipped = {Path(s["path"]).name for s in trained["data"]["skipped"]}
+    assert skipped == {"notes.txt", "broken.png"}
+    (conflict,) = trained["data"]["conflicts"]
+    assert sorted(Path(p).name for p in conflict["paths"]) == ["000.png", "mislabelled.png"]
+    m = trained["metrics"]
+    assert m["images"] == trained["data"]["val_images"] > 0 and m["top1"] >= 0.8 and m["top5"] is None
+    assert len(m["confusion"]) == 3 and len(m["per_class"]) == 3
+    assert 0 < trained["unknown"]["threshold"] < 1
+    assert trained["head"]["fitted_on"] == "train+val" and trained["head"]["transform"] == "signed_sqrt"
+    rows = (path / "images.tsv").read_text().splitlines()
+    assert rows[0] == "split\tclass\tsha256\tpath" and len(rows) == 1 + trained["data"]["train_images"] + m["images"]
+
+
+def test_predict_speaks_the_same_json_contract(trained: dict, home: Path, test_set: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    files = sorted(test_set.rglob("*.png"))
+    records = _run_json(capsys, ["--home", str(home), "predict", "--json", "--model", "shapes@1", "--top-k", "2", *map(str, files)])
+    right = 0
+    for path, record in zip(files, records, strict=True):
+        assert set(record) == {"path", "model", "weights_sha256", "predictions", "unknown"}
+        assert record["model"] == "shapes@1" and record["weights_sha256"] == trained["files"]["head.npz"]
+        top = record["predictions"][0]
+        assert set(top) == {"index", "label", "label_zh", "score"} and isinstance(record["unknown"], bool)
+        assert record["unknown"] == (top["score"] < trained["unknown"]["threshold"])
+        right += trained["classes"][top["index"]]["folder"] == path.parent.name
+    assert right >= len(files) - 1
+
+
+def test_every_engine_runs_the_trained_model_like_features_plus_head(trained: dict, home: Path, test_set: Path) -> None:
+    files = sorted(test_set.rglob("*.png"))[:6]
+    logits = {}
+    for engine in ("torch", "onnxruntime", "openvino"):
+        classifier = Classifier.load("shapes@1", engine=engine, home=home, threads=2)
+        pixels = np.stack([classifier.pixels(f) for f in files])
+        logits[engine] = classifier.logits(pixels)
+    source = open_model("shapes@1", home)
+    weight, bias = source.head()  # type: ignore[attr-defined]
+    features_source = feature_source(open_model("efficientnet_lite0", home))
+    features = create_engine("onnxruntime", features_source, threads=2).run(pixels)
+    np.testing.assert_allclose(create_engine("torch", features_source, threads=2).run(pixels), features, atol=1e-3)
+    expected = Head(weight, bias, 0, 0.0).logits(features)
+    for engine, out in logits.items():
+        np.testing.assert_allclose(out, expected, atol=1e-3, err_msg=engine)
+
+
+def test_eval_on_an_imagefolder(trained: dict, home: Path, test_set: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    (result,) = _run_json(capsys, ["--home", str(home), "eval", "--json", "--model", "shapes@1", str(test_set)])
+    assert result["model"] == "shapes@1" and result["images"] == 12 and result["top1"] >= 0.9
+
+
+def test_retraining_after_adding_images_extracts_only_the_new_ones(trained: dict, home: Path, data: Path, test_set: Path) -> None:
+    args = ["--home", str(home), "train", str(data), "--name", "shapes", "--augment", "all", "--val", str(test_set)]
+    assert main(args) == 0
+    write_shapes(data, per_class=1, seed=11, start=100)  # three new images
+    assert main(args) == 0
+    second, third = (v.manifest for v in versions(home, "shapes")[-2:])
+    assert third["model"] == "shapes@3" and third["data"]["train_images"] == second["data"]["train_images"] + 3
+    ex = third["extraction"]
+    assert ex["extracted"] == 3 and ex["cached"] == ex["images"] - 3  # the corrupt file is not retried either
+
+
+def test_the_report_is_one_offline_file(trained: dict, home: Path) -> None:
+    html = (trained_dir(home) / "shapes@1" / "report.html").read_text()
+    assert "<svg" in html and "confusion" in html and "蓝色方块" in html
+    assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in html
+    assert "notes.txt" in html and "mislabelled.png" in html  # skipped and conflicting files listed
+
+
+def test_export_import_and_rm(trained: dict, home: Path, tmp_path: Path, test_set: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    archive = tmp_path / "shapes.wanwu"
+    assert main(["--home", str(home), "models", "export", "shapes@1", str(archive)]) == 0
+    other = tmp_path / "other-home"
+    assert main(["--home", str(other), "models", "import", str(archive)]) == 0
+    image = str(next(test_set.rglob("*.png")))
+    (mine,) = _run_json(capsys, ["--home", str(home), "predict", "--json", "--model", "shapes@1", "--engine", "onnxruntime", image])
+    (theirs,) = _run_json(capsys, ["--home", str(other), "predict", "--json", "--model", "shapes@1", "--engine", "onnxruntime", image])
+    assert theirs["predictions"] == mine["predictions"]
+    listed = _run_json(capsys, ["--home", str(other), "models", "--json"])
+    assert [r["model"] for r in listed if r.get("kind") == "trained"] == ["shapes@1"]
+    assert main(["--home", str(other), "models", "rm", "shapes@1"]) == 0
+    assert versions(other) == []
+
+
+def test_an_interrupted_write_leaves_the_store_as_it_was(home: Path, data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wanwu.trained import graph
+
+    before = sorted(p.name for p in trained_dir(home).iterdir())
+
+    def interrupted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(graph, "save_model", interrupted)
+    assert main(["--home", str(home), "train", str(data), "--name", "shapes"]) == 130
+    assert sorted(p.name for p in trained_dir(home).iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "message"), [("../evil", "invalid model name"), ("resnet18", "built-in ImageNet model")]
+)
+def test_bad_names_are_refused_before_any_work(home: Path, data: Path, name: str, message: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["--home", str(home), "train", str(data), "--name", name]) == 1
+    assert message in capsys.readouterr().err
+    assert not (home / "evil").exists()
+
+
+def test_one_class_is_a_clear_error(home: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    write_shapes(tmp_path, per_class=3, classes={"only": ((1, 2, 3), "circle")})
+    assert main(["--home", str(home), "train", str(tmp_path), "--name", "single"]) == 1
+    err = capsys.readouterr().err
+    assert "one class" in err and str(tmp_path / "only") in err.replace("\n", "")

@@ -1,0 +1,56 @@
+"""The training set: content hashes, duplicates, identical files under two classes, and the seeded stratified split."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.shapes import write_shapes
+from wanwu.errors import DatasetError
+from wanwu.training.data import prepare, split
+
+
+def test_split_is_stratified_seeded_and_keeps_a_training_image_per_class(tmp_path: Path) -> None:
+    write_shapes(tmp_path, per_class=10)
+    data = prepare(tmp_path, val_split=0.2, seed=1)
+    assert len(data.train) == 24 and len(data.val) == 6
+    assert sorted(s.label for s in data.val) == [0, 0, 1, 1, 2, 2]
+    again = prepare(tmp_path, val_split=0.2, seed=1)
+    assert [s.path for s in again.val] == [s.path for s in data.val]
+    other = prepare(tmp_path, val_split=0.2, seed=2)
+    assert [s.path for s in other.val] != [s.path for s in data.val]
+    train, val = split(data.train[:2] + data.train[8:10] + data.train[16:18], 0.9, 0)  # two per class
+    assert len(train) == 3 and len(val) == 3
+    assert split(data.train, 0.0, 0)[1] == []
+    with pytest.raises(DatasetError, match="--val-split"):
+        split(data.train, 1.0, 0)
+
+
+def test_duplicates_are_dropped_and_identical_files_under_two_classes_reported(tmp_path: Path) -> None:
+    write_shapes(tmp_path, per_class=4)
+    classes = sorted(p for p in tmp_path.iterdir())
+    shutil.copy(classes[0] / "000.png", classes[0] / "copy.png")  # same class: one kept
+    shutil.copy(classes[0] / "001.png", classes[1] / "confusing.png")  # two classes: both left out
+    data = prepare(tmp_path, val_split=0)
+    assert [(p.name, kept.name) for p, kept in data.duplicates] == [("copy.png", "000.png")]
+    (conflict,) = data.conflicts
+    assert conflict["classes"] == [classes[0].name, classes[1].name]
+    assert sorted(Path(p).name for p in conflict["paths"]) == ["001.png", "confusing.png"]
+    used = {s.path.name for s in data.train if s.label in (0, 1)}
+    assert "confusing.png" not in used and "copy.png" not in used
+    assert len(data.train) == 12 - 1
+
+
+def test_a_validation_folder_maps_by_folder_name_and_drops_training_copies(tmp_path: Path) -> None:
+    write_shapes(tmp_path / "train", per_class=3)
+    write_shapes(tmp_path / "val", per_class=2, seed=9)
+    leak = next((tmp_path / "train").glob("红色圆形/*.png"))
+    shutil.copy(leak, tmp_path / "val" / "红色圆形" / "leak.png")
+    data = prepare(tmp_path / "train", val_dir=tmp_path / "val")
+    assert len(data.train) == 9 and len(data.val) == 6
+    assert [p.name for p in data.val_overlap] == ["leak.png"]
+    (tmp_path / "val" / "unknown class").mkdir()
+    with pytest.raises(DatasetError, match="unknown class"):
+        prepare(tmp_path / "train", val_dir=tmp_path / "val")
