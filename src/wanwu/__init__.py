@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from wanwu.version import __version__
 
-
 __all__ = ["Classifier", "Prediction", "__version__", "tag"]
 
 if TYPE_CHECKING:
