@@ -80,12 +80,16 @@ def tag(
 ) -> TagSummary:
     """Tag every image under ``sources`` into ``out``; re-running resumes. ``progress(done, failed, total)``.
 
+    Decoding runs in spawned processes, which import the caller's main module again: call this from under
+    ``if __name__ == "__main__":`` in a script (as any multiprocessing code).
+
     ``tagger``: a ``load_tagger(...)`` result to reuse (its model, engine and precision win). ``ray``: run on
     a Ray cluster (``"auto"`` or an address; ``pip install 'wanwu[ray]'``) with ``ray_actors`` engines of
     ``options.threads`` CPUs each (default: half the cluster's CPUs, one each).
     """
     options = options or TagOptions()
-    found = discover([Path(s) for s in sources], options.patterns, options.follow_symlinks)
+    sources = [Path(s).expanduser() for s in sources]
+    found = discover(sources, options.patterns, options.follow_symlinks)
     if ray:
         info, make = _ray_runner(model, engine, weights, home, precision, options, ray, ray_actors)
     else:
@@ -96,7 +100,7 @@ def tag(
         make = lambda ledger: LocalRun(ledger, classifier, engines, settings,  # noqa: E731
                                        RankOptions(options.top_k, options.min_score), options.batch_size,
                                        options.decode_workers or cores())
-    out = Path(out)
+    out = Path(out).expanduser()
     fmt = format_for(out, options.fmt)
     output = open_output(out, fmt, options.force)
     try:

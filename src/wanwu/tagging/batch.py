@@ -25,12 +25,9 @@ class RankOptions:
 
 
 def wanwu_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from wanwu.version import __version__
 
-    try:
-        return version("wanwu")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
+    return __version__
 
 
 def model_info(classifier: Classifier) -> ModelInfo:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from wanwu.errors import ImageError, TooManyPixelsError
+from wanwu.errors import ImageError
 from wanwu.models.registry import Preprocessing
-from wanwu.preprocess import ImageLimits, crop_pixels, decode_image, resized_size
+from wanwu.preprocess import ImageLimits, preprocess_pixels
 
 # A library holds TIFFs and PNGs far larger than an upload; the pixel limit still stops bombs from the header.
 TAG_LIMITS = ImageLimits(max_bytes=256 * 1024 * 1024, max_pixels=64_000_000, bytes_setting="--max-bytes",
@@ -66,21 +66,13 @@ def _upright_size(data: bytes) -> tuple[int, int]:
 
 
 def decode_crop(data: bytes, settings: DecodeSettings) -> tuple[np.ndarray, int, int]:
-    """Bytes -> (crop pixels, width, height as a viewer shows the image); raises ``ImageError``."""
-    pre = settings.preprocessing
-    img = decode_image(data, settings.limits, draft_size=pre.resize_size if settings.fast_decode else None)
-    width, height = _upright_size(data) if settings.fast_decode else img.size
-    resized = resized_size(img.size, pre.resize_size)
-    if not settings.fast_decode and resized[0] * resized[1] > settings.limits.max_pixels:
-        # A 1×60,000 strip passes the pixel limit but resizes to billions of pixels.
-        raise _too_many(f"{width}×{height} resizes to {resized[0]}×{resized[1]} for the model", settings.limits)
-    if min(resized) < pre.crop_size:
-        raise _too_many(f"{width}×{height} is too narrow to crop {pre.crop_size}×{pre.crop_size}", settings.limits)
-    return crop_pixels(img, pre, resize_crop_only=settings.fast_decode), width, height
+    """Bytes -> (crop pixels, width, height as a viewer shows the image); raises ``ImageError``.
 
-
-def _too_many(what: str, limits: ImageLimits) -> ImageError:
-    return TooManyPixelsError(f"{what}; the limit is {limits.max_pixels:,} pixels (raise it with {limits.pixels_setting})")
+    The pixels are ``preprocess_pixels``'s, the same as ``predict`` and the service compute.
+    """
+    pixels = preprocess_pixels(data, settings.preprocessing, settings.limits, settings.fast_decode)
+    width, height = _upright_size(data)  # a header read: the decode above may have been a DCT-scaled draft
+    return pixels, width, height
 
 
 def load_bytes(data: bytes, rel: str, settings: DecodeSettings, sha256: str | None = None) -> Loaded:
@@ -92,8 +84,8 @@ def load_bytes(data: bytes, rel: str, settings: DecodeSettings, sha256: str | No
         pixels, width, height = decode_crop(data, settings)
     except ImageError as err:
         return Loaded(rel, sha, len(data), error=(err.code, str(err)))
-    except (MemoryError, ValueError, OSError, SyntaxError, EOFError) as err:
-        return Loaded(rel, sha, len(data), error=("decode_failed", f"{type(err).__name__}: {err}"))
+    except Exception as err:  # noqa: BLE001 - one bad file is one error record, never the end of the run
+        return Loaded(rel, sha, len(data), error=("decode_failed", f"{type(err).__name__}: {err}"[:300]))
     return Loaded(rel, sha, len(data), width, height, pixels)
 
 
