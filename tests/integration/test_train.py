@@ -176,3 +176,17 @@ def test_one_class_is_a_clear_error(home: Path, tmp_path: Path, capsys) -> None:
     assert main(["--home", str(home), "train", str(tmp_path), "--name", "single"]) == 1
     err = capsys.readouterr().err
     assert "one class" in err and str(tmp_path / "only") in err.replace("\n", "")
+
+
+def test_quantize_keeps_a_trained_graphs_batch_and_its_head_in_fp32(trained: dict, home: Path) -> None:
+    """`wanwu quantize` folds constants at batch 1: the head's input must stay batch-dynamic (it collapsed once)."""
+    import openvino as ov
+
+    from wanwu.precision.int8 import _static_spatial_model, keep_fp32
+
+    source = open_model("shapes@1", home)
+    model = _static_spatial_model(ov.Core(), source.onnx_path(), 224)
+    out = ov.Core().compile_model(model, "CPU")(np.zeros((4, 3, 224, 224), np.float32))[0]
+    assert out.shape == (4, 3)
+    kept = keep_fp32(source)
+    assert "/_fc/Gemm/WithoutBiases" in kept and "/_conv_stem/Conv/WithoutBiases" in kept  # the head, and the base's

@@ -15,7 +15,8 @@ def compare(reference: np.ndarray, candidate: np.ndarray, targets: np.ndarray | 
     report = {
         "images": int(reference.shape[0]),
         "top1_agreement": float(np.mean(ref5[:, 0] == cand5[:, 0])),
-        "top5_overlap": float(np.mean([len(set(a) & set(b)) / 5 for a, b in zip(ref5, cand5, strict=True)])),
+        # of the top min(5, classes): a trained model may have fewer than 5 classes
+        "top5_overlap": float(np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(ref5, cand5, strict=True)])),
         "disagreements": [int(i) for i in np.nonzero(ref5[:, 0] != cand5[:, 0])[0]],
     }
     if targets is not None:

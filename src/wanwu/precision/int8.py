@@ -45,6 +45,13 @@ KEEP_FP32: dict[str, tuple[str, ...]] = {
 }
 
 
+def keep_fp32(source: ModelSource) -> tuple[str, ...]:
+    """The model's fp32 layers; a trained model keeps its base's, and its head (a few classes: tiny, and
+    OpenVINO's INT8 fully-connected kernel refused a 3-class head) — ``TrainedSource`` names both."""
+    base = getattr(source, "base_model", source.spec.name)
+    return KEEP_FP32.get(base, ()) + tuple(getattr(source, "fp32_nodes", ()))
+
+
 class QuantizationError(WanwuError):
     code = "quantization_failed"
 
@@ -163,7 +170,7 @@ def _recipe(source: ModelSource, engine: str, images: int, augment: bool, accura
         "augment": augment,
         "views_per_image": views_per_image(images, augment),
         "accuracy_control": accuracy_control,
-        "keep_fp32": list(KEEP_FP32.get(source.spec.name, ())),
+        "keep_fp32": list(keep_fp32(source)),
     }
 
 

@@ -43,6 +43,11 @@ def _initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
     return {t.name: t for t in model.graph.initializer}
 
 
+def head_node(model: onnx.ModelProto) -> str:
+    """The final Gemm's node name (the head's, in a trained model)."""
+    return _final_gemm(model)[1].name
+
+
 def embedding_size(model: onnx.ModelProto) -> int:
     import onnx.numpy_helper
 
@@ -87,6 +92,22 @@ def _insert_signed_sqrt(model: onnx.ModelProto, index: int, gemm: onnx.NodeProto
     model.graph.node.extend([*existing[:index], *nodes, *existing[index:]])
 
 
+def _flatten_input(model: onnx.ModelProto, gemm: onnx.NodeProto) -> None:
+    """The ``Reshape(x, [N, -1])`` that feeds the final layer (N computed from ``Shape(x)``) becomes ``Flatten(x)``.
+
+    Same values; but ``wanwu quantize`` folds constants with the batch fixed at 1, which turned the computed
+    shape of a trained graph into a constant ``[1, -1]`` (every batch collapsed into one row), while a Flatten
+    keeps the batch whatever is folded.
+    """
+    import onnx
+
+    for i, node in enumerate(model.graph.node):
+        if node.op_type == "Reshape" and gemm.input[0] in node.output:
+            flatten = onnx.helper.make_node("Flatten", [node.input[0]], list(node.output), name=node.name, axis=1)
+            model.graph.node[i].CopyFrom(flatten)
+            return
+
+
 def with_head(base: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray, transform: str | None = None) -> onnx.ModelProto:
     """The base with its final layer replaced: ``weight`` ``(classes, D)``, ``bias`` ``(classes,)``,
     applied after ``transform`` (``signed_sqrt`` or None)."""
@@ -107,6 +128,7 @@ def with_head(base: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray, trans
     dims = model.graph.output[0].type.tensor_type.shape.dim
     dims[-1].Clear()
     dims[-1].dim_value = weight.shape[0]
+    _flatten_input(model, gemm)
     if transform == "signed_sqrt":
         _insert_signed_sqrt(model, index, gemm)  # last: it rebuilds the node list (``gemm`` is stale after)
     onnx.checker.check_model(model)

@@ -70,6 +70,16 @@ class TrainedSource(ModelSource):
         )
 
     @property
+    def base_model(self) -> str:
+        return self.manifest["base"]["model"]
+
+    @property
+    def fp32_nodes(self) -> tuple[str, ...]:
+        """The head's nodes as OpenVINO names them, kept in fp32 by ``wanwu quantize``."""
+        gemm = self.manifest["head"].get("node")
+        return () if gemm is None else (f"{gemm}/WithoutBiases", *(f"head/{op}" for op in ("abs", "sqrt", "sign", "signed_sqrt")))
+
+    @property
     def unknown_below(self) -> float | None:
         return (self.manifest.get("unknown") or {}).get("threshold")
 

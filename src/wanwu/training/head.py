@@ -74,6 +74,10 @@ def fit(x: np.ndarray, y: np.ndarray, classes: int, config: HeadConfig | None = 
     threads on a busy 2-core machine made a 1,000-image fit take 54 s instead of 0.7 s (measured).
     """
     try:
+        import scipy.optimize  # noqa: F401 - loaded first, so the limit below also covers SciPy's own BLAS
+    except ImportError as err:
+        raise WanwuError("training needs SciPy (its L-BFGS solver): pip install 'wanwu[train]'") from err
+    try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # only a speed-up; the fit is the same without it
         return _fit(x, y, classes, config or HeadConfig(), init)
@@ -82,10 +86,7 @@ def fit(x: np.ndarray, y: np.ndarray, classes: int, config: HeadConfig | None = 
 
 
 def _fit(x: np.ndarray, y: np.ndarray, classes: int, config: HeadConfig, init: Head | None) -> Head:
-    try:
-        from scipy.optimize import minimize
-    except ImportError as err:
-        raise WanwuError("training needs SciPy (its L-BFGS solver): pip install 'wanwu[train]'") from err
+    from scipy.optimize import minimize
     x = signed_sqrt(x)
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
     z = ((x - mean) / std).astype(np.float32)

@@ -49,3 +49,4 @@ class Run:
     metrics: dict | None = None
     unknown: dict | None = None
     refitted: bool = False  # the stored head was fitted on training + validation images
+    head_node: str | None = None  # the head's Gemm in model.onnx (kept in fp32 by `wanwu quantize`)

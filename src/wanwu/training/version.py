@@ -34,6 +34,7 @@ def _write_head(folder: Path, run: Run) -> str:
 def _write_model(folder: Path, run: Run) -> str:
     assert run.head is not None
     model = graph.with_head(graph.load_model(run.base.onnx_path()), run.head.weight, run.head.bias, TRANSFORM)
+    run.head_node = graph.head_node(model)
     graph.save_model(model, folder / ONNX_FILE)
     return sha256_file(folder / ONNX_FILE)
 
@@ -81,7 +82,7 @@ def manifest(run: Run, files: dict[str, str]) -> dict:
             "file": HEAD_FILE, "sha256": files[HEAD_FILE], "kind": "multinomial logistic regression (L-BFGS)",
             "transform": TRANSFORM, "l2": o.l2, "balanced_classes": True, "iterations": head.iterations,
             "final_loss": head.final_loss, "embedding_size": int(head.weight.shape[1]), "seed": o.seed,
-            "fitted_on": "train+val" if run.refitted else "train",
+            "fitted_on": "train+val" if run.refitted else "train", "node": run.head_node,
         },
         "classes": [
             {"index": i, "folder": c.folder, "label": c.english, "label_zh": c.chinese,
