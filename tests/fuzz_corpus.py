@@ -225,6 +225,8 @@ def mutated_image(rng: random.Random) -> tuple[str, bytes]:
     name, data = rng.choice(list(seeds().items()))
     kind = name.split("-")[0]
     for _ in range(rng.choice([1, 1, 1, 2, 3])):
+        if len(data) < 16:  # an earlier cut left almost nothing: the mutators need bytes to work on
+            data += rng.randbytes(16)
         if rng.random() < 0.5:
             try:
                 data, how = FORMAT_MUTATORS[kind](rng, data), kind

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
-__all__ = ["Classifier", "Prediction", "__version__"]
+from wanwu.version import __version__
+
+__all__ = ["Classifier", "Prediction", "__version__", "tag"]
 
 if TYPE_CHECKING:
     from wanwu.classifier import Classifier
     from wanwu.ranking import Prediction
+    from wanwu.tagging import tag
 
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]
@@ -30,4 +32,8 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
         from wanwu.ranking import Prediction
 
         return Prediction
+    if name == "tag":
+        from wanwu.tagging import tag
+
+        return tag
     raise AttributeError(f"module 'wanwu' has no attribute {name!r}")

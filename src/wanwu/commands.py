@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -325,3 +326,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from rich.progress import MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+    from wanwu.tagging.api import TagOptions, tag
+
+    limits = {k: v for k, v in (("max_bytes", args.max_bytes), ("max_pixels", args.max_pixels)) if v}
+    options = TagOptions(top_k=args.top_k, min_score=args.min_score, fast_decode=args.fast_decode, batch_size=args.batch_size,
+                         decode_workers=args.decode_workers, threads=args.threads, force=args.force, fmt=args.format,
+                         patterns=tuple(args.glob), follow_symlinks=args.follow_symlinks, **limits)
+    columns = (TextColumn("tag"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} images/s"),
+               TextColumn("ETA"), TimeRemainingColumn(), TextColumn("[red]{task.fields[failed]} failed"))
+    with Progress(*columns, console=_err, transient=True, disable=not _err.is_terminal) as progress:
+        task = progress.add_task("tag", total=None, rate="–", failed=0)
+
+        first: list[tuple[float, int]] = []  # the rate counts from the first write, not from the model load
+
+        def update(done: int, failed: int, total: int) -> None:
+            now = time.monotonic()
+            if not first:
+                first.append((now, done))
+            elapsed = now - first[0][0]
+            rate = f"{(done - first[0][1]) / elapsed:.1f}" if elapsed > 1 else "–"
+            progress.update(task, completed=done, total=total, rate=rate, failed=failed)
+
+        summary = tag(args.sources, args.out, model=args.model, engine=args.engine, weights=args.weights,
+                      home=home_of(args), precision=args.precision or "auto", options=options, progress=update,
+                      ray=args.ray, ray_actors=args.ray_actors)
+    if args.report:
+        from wanwu.tagging.report import write_report
+
+        write_report(args.report, summary)
+    print_json(summary.as_dict()) if args.json else print(summary.line())
+    return 1 if summary.failed else 0

@@ -120,14 +120,32 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         # Pillow's own conversion clips 16-bit and float values at 255 (an all-white image).
         img = _scaled_to_8_bits(img)
-    if img.mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        # Transparent pixels have no colour of their own; white is what a viewer shows.
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
+        return _on_white(img)
     return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def _tiles(size: tuple[int, int], tile: int) -> Iterator[tuple[int, int, int, int]]:
+    """Boxes of at most ``tile`` pixels covering ``size``: whole rows where they fit, else pieces of a row."""
+    width, height = size
+    rows, cols = max(1, tile // width), min(width, tile)
+    for top in range(0, height, rows):
+        for left in range(0, width, cols):
+            yield left, top, min(width, left + cols), min(height, top + rows)
+
+
+def _on_white(img: Image.Image, tile: int = 1 << 20) -> Image.Image:
+    """Transparent pixels over white (they have no colour of their own; white is what a viewer shows).
+
+    Tile by tile, the same pixels as one ``alpha_composite`` of the whole image, without its three
+    full-size RGBA copies (a 50-Mpx RGBA image took 1.2 GB that way).
+    """
+    out = Image.new("RGB", img.size)
+    for box in _tiles(img.size, tile):
+        part = img.crop(box).convert("RGBA")
+        white = Image.new("RGBA", part.size, (255, 255, 255, 255))
+        out.paste(Image.alpha_composite(white, part).convert("RGB"), box[:2])
+    return out
 
 
 def _scaled_to_8_bits(img: Image.Image, tile: int = 1 << 20) -> Image.Image:
@@ -138,13 +156,10 @@ def _scaled_to_8_bits(img: Image.Image, tile: int = 1 << 20) -> Image.Image:
     """
     extrema = img.getextrema()
     peak = 65535.0 if img.mode.startswith("I;16") or float(extrema[1]) > 255 else 255.0  # type: ignore[arg-type, index]
-    width, height = img.size
-    out = np.empty((height, width), np.uint8)
-    rows, cols = max(1, tile // width), min(width, tile)
-    for top in range(0, height, rows):
-        for left in range(0, width, cols):
-            part = np.asarray(img.crop((left, top, min(width, left + cols), min(height, top + rows))), dtype=np.float64)
-            out[top : top + part.shape[0], left : left + part.shape[1]] = np.clip(part * (255.0 / peak), 0, 255).astype(np.uint8)
+    out = np.empty((img.height, img.width), np.uint8)
+    for left, top, right, bottom in _tiles(img.size, tile):
+        part = np.asarray(img.crop((left, top, right, bottom)), dtype=np.float64)
+        out[top:bottom, left:right] = np.clip(part * (255.0 / peak), 0, 255).astype(np.uint8)
     return Image.fromarray(out, "L")
 
 

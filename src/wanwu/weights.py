@@ -202,3 +202,14 @@ def _stream(url, out, progress, timeout, model, home) -> None:  # type: ignore[n
         raise WeightsMissingError(
             f"could not download {url} ({reason}). {missing_message(model, home)}"
         ) from err
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this PID runs here: tells a dead writer's partial folder from a live one's."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True

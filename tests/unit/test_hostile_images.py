@@ -174,3 +174,22 @@ def test_a_real_crafted_tiff_that_makes_pillow_raise_typeerror_is_corrupt() -> N
     with pytest.raises(CorruptImageError, match=r"could not be decoded \(TypeError: 'IFDRational'") as caught:
         preprocess_pixels(crafted_tiff(), LITE)
     assert isinstance(caught.value.__cause__, TypeError)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "PA", "RGBa", "P-transparency", "P-alpha-palette"])  # "La": Pillow converts it to nothing
+def test_transparent_images_are_put_on_white_tile_by_tile_to_the_same_values(mode: str) -> None:
+    from wanwu.preprocess import _on_white
+
+    rng = np.random.default_rng(1)
+    rgba = Image.fromarray(rng.integers(0, 256, (37, 53, 4), dtype=np.uint8), "RGBA")
+    if mode == "P-transparency":
+        img = rgba.convert("RGB").convert("P")
+        img.info["transparency"] = 7
+    elif mode == "P-alpha-palette":
+        img = rgba.convert("RGB").convert("P")
+        img.info["transparency"] = bytes(rng.integers(0, 256, 256, dtype=np.uint8))
+    else:
+        img = rgba.convert(mode)
+    whole = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img.convert("RGBA")).convert("RGB")
+    for tile in (7, 60, 1 << 20):
+        np.testing.assert_array_equal(np.asarray(_on_white(img, tile=tile)), np.asarray(whole))

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from wanwu.weights import store_error
+from wanwu.weights import pid_alive, store_error
 
 CALIBRATION = "calibration.json"
 REPORT = "report.json"
@@ -108,16 +108,6 @@ def write_atomically(folder: Path, write: Callable[[Path], None]) -> None:
 # age guards a store shared by several machines or containers, where a PID dead here may live elsewhere).
 STALE_AFTER_S = 15 * 60  # an artifact's write (rename included) takes seconds; a calibration writes only at its end
 _PART = re.compile(r"\.part-(\d+)$")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
 
 
 def remove_stale_parts(parent: Path, now: float | None = None) -> list[Path]:

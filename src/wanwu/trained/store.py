@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wanwu.errors import InvalidNameError, UnknownModelError, WanwuError
+from wanwu.weights import pid_alive
 
 VERSION_FILE = "version.json"
 _PARTIAL = ".partial-"
@@ -107,20 +108,10 @@ def new_partial(home: Path) -> Path:
     return path
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_partials(home: Path) -> None:
     for path in trained_dir(home).glob(f"{_PARTIAL}*"):
         pid = path.name[len(_PARTIAL):].split("-")[0]
-        if not pid.isdigit() or not _alive(int(pid)):
+        if not pid.isdigit() or not pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
     for path in trained_dir(home).glob(f"{_REMOVING}*"):
         shutil.rmtree(path, ignore_errors=True)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from wanwu import __version__
 from wanwu.artifacts import ONNX_FILE
 from wanwu.trained import graph
 from wanwu.trained.source import HEAD_FILE
@@ -17,6 +16,7 @@ from wanwu.trained.store import Version, commit, new_partial
 from wanwu.training.head import TRANSFORM
 from wanwu.training.report import render_report
 from wanwu.training.run import Run
+from wanwu.version import __version__
 from wanwu.weights import sha256_file
 
 IMAGES_FILE = "images.tsv"

@@ -1,0 +1,155 @@
+"""``wanwu.tag(...)``: tag a library of images into a JSONL, CSV or Parquet file (resumable)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from wanwu.classifier import Classifier, open_model
+from wanwu.engines import check_precision, default_engine
+from wanwu.models.registry import Preprocessing
+from wanwu.precision import open_engine, resolve_precision
+from wanwu.tagging.batch import RankOptions, model_info, wanwu_version
+from wanwu.tagging.decode import TAG_LIMITS, DecodeSettings
+from wanwu.tagging.discover import common_base, discover
+from wanwu.tagging.ledger import Ledger, TagSummary
+from wanwu.tagging.records import Existing, ModelInfo
+from wanwu.tagging.runner import LocalRun
+from wanwu.tagging.stages import cores
+from wanwu.tagging.writers import FORMATS, CsvFile, LineFile, OutputError, format_for
+
+
+@dataclass(frozen=True)
+class TagOptions:
+    top_k: int = 5
+    min_score: float = 0.0
+    fast_decode: bool = False
+    # Small: EfficientNet-Lite0 on 2 single-threaded OpenVINO streams costs ~11.3 CPU ms/image at batch 1-2 and
+    # ~12.9 at 16 (Zen 4); batch 4 keeps most of that and the per-batch Python cost low.
+    batch_size: int = 4
+    decode_workers: int | None = None  # processes (default: one per core)
+    threads: int | None = None  # inference workers, one thread each (default: one per core)
+    force: bool = False  # tag everything again, starting the output over
+    fmt: str | None = None  # jsonl, csv or parquet (default: from the output's suffix, else jsonl)
+    patterns: tuple[str, ...] = ()  # globs a file in a folder must match (default: image suffixes)
+    follow_symlinks: bool = False
+    max_bytes: int = TAG_LIMITS.max_bytes
+    max_pixels: int = TAG_LIMITS.max_pixels
+
+    def decode_settings(self, preprocessing: Preprocessing) -> DecodeSettings:
+        limits = type(TAG_LIMITS)(self.max_bytes, self.max_pixels, TAG_LIMITS.bytes_setting, TAG_LIMITS.pixels_setting)
+        return DecodeSettings(preprocessing, limits, self.fast_decode)
+
+
+def load_tagger(model: str | None = None, engine: str | None = None, weights: Path | None = None, home: Path | None = None,
+                precision: str = "auto", workers: int | None = None, batch: int = 4) -> tuple[Classifier, list]:
+    """A classifier and ``workers`` single-threaded engine replicas (OpenVINO: streams of one compiled model).
+
+    ``auto`` resolves as for ``predict``, timed with one thread at ``batch``; records carry what it chose.
+    """
+    source = open_model(model, home, weights)
+    count, engine = workers or cores(), engine or default_engine()
+    precision, choice = resolve_precision(engine, source, 1, precision, batch)
+    first = open_engine(engine, source, threads=1, precision=precision, streams=count)
+    return Classifier(source, first, precision_choice=choice), [first, *(first.replica() for _ in range(count - 1))]
+
+
+def open_output(path: Path, fmt: str, force: bool = False) -> LineFile:
+    """The output to append to (``force``: started over), a torn last line already repaired."""
+    if fmt not in FORMATS:
+        raise OutputError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if fmt == "parquet":
+        from wanwu.tagging.parquet import ParquetFile
+
+        cls: type[LineFile] = ParquetFile
+    else:
+        cls = CsvFile if fmt == "csv" else LineFile
+    if force:
+        cls.remove(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return cls(path)
+
+
+def tag(
+    sources: Sequence[str | os.PathLike], out: str | os.PathLike, *, model: str | None = None, engine: str | None = None,
+    weights: Path | None = None, home: Path | None = None, precision: str = "auto", options: TagOptions | None = None,
+    progress: Callable[[int, int, int], None] | None = None, tagger: tuple[Classifier, list] | None = None,
+    ray: str | None = None, ray_actors: int | None = None,
+) -> TagSummary:
+    """Tag every image under ``sources`` into ``out``; re-running resumes. ``progress(done, failed, total)``.
+
+    Decoding runs in spawned processes, which import the caller's main module again: call this from under
+    ``if __name__ == "__main__":`` in a script (as any multiprocessing code).
+
+    ``tagger``: a ``load_tagger(...)`` result to reuse (its model, engine and precision win). ``ray``: run on
+    a Ray cluster (``"auto"`` or an address; ``pip install 'wanwu[ray]'``) with ``ray_actors`` engines of
+    ``options.threads`` CPUs each (default: half the cluster's CPUs, one each).
+    """
+    options = options or TagOptions()
+    sources = [Path(s).expanduser() for s in sources]
+    found = discover(sources, options.patterns, options.follow_symlinks)
+    if ray:
+        info, make = _ray_runner(model, engine, weights, home, precision, options, ray, ray_actors)
+    else:
+        classifier, engines = tagger or load_tagger(model, engine, weights, home, precision, options.threads,
+                                                    options.batch_size)
+        info = model_info(classifier)
+        settings = options.decode_settings(classifier.spec.preprocessing)
+        make = lambda ledger: LocalRun(ledger, classifier, engines, settings,  # noqa: E731
+                                       RankOptions(options.top_k, options.min_score), options.batch_size,
+                                       options.decode_workers or cores())
+    out = Path(out).expanduser()
+    fmt = format_for(out, options.fmt)
+    output = open_output(out, fmt, options.force)
+    try:
+        existing = Existing(info.key)
+        for record in output.read():
+            existing.add(record)
+        total = len(found.files)
+        report = None if progress is None else (lambda done, failed: progress(done, failed, total))
+        ledger = Ledger(info, output, existing, report)
+        try:
+            runner = make(ledger)
+            summary = runner.run(found.files)
+        finally:
+            ledger.close()
+        output.finish(compact=summary.replaced > 0)
+    finally:
+        output.close()
+    summary.out, summary.symlinks_skipped, summary.torn_bytes = str(out), found.symlinks_skipped, output.dropped_bytes
+    summary.settings = run_settings(sources, out, fmt, info, options, runner)
+    return summary
+
+
+def _ray_runner(model: str | None, engine: str | None, weights: Path | None, home: Path | None, precision: str,
+                options: TagOptions, address: str, actors: int | None) -> tuple[ModelInfo, Callable]:
+    from wanwu.tagging.ray_run import RayRun
+
+    source = open_model(model, home, weights)
+    engine = engine or default_engine()
+    # auto is resolved here, on the driver's CPU, for every actor: the nodes are taken to be alike
+    precision, _ = resolve_precision(engine, source, options.threads or 1, precision, options.batch_size)
+    check_precision(engine, precision)  # here, not as an actor's traceback
+    info = ModelInfo(source.spec.name, source.weights_sha256, precision, engine, wanwu_version())
+    settings = options.decode_settings(source.spec.preprocessing)
+    tagger = {"model": source.spec.name, "engine": engine, "weights": str(weights) if weights else None,
+              "home": str(home) if home else None, "precision": precision, "top_k": options.top_k,
+              "min_score": options.min_score, "fast_decode": options.fast_decode, "max_pixels": options.max_pixels}
+    return info, lambda ledger: RayRun(ledger, settings, tagger, options.batch_size, address, actors, options.threads or 1)
+
+
+def run_settings(sources: Sequence[str | os.PathLike], out: Path, fmt: str, info: ModelInfo, options: TagOptions,
+                 runner: object) -> dict:
+    """What a run was asked to do and with what: part of the summary and of the report."""
+    chosen = {k: v for k, v in asdict(options).items() if k not in ("fmt", "decode_workers", "threads")}
+    settings = {"sources": [str(s) for s in sources], "base": common_base([Path(s) for s in sources]), "out": str(out),
+                "format": fmt, **info.as_dict(), **chosen, "cores": cores()}
+    if isinstance(runner, LocalRun):
+        return {**settings, "runner": "local", "decode_workers": runner.decode_workers,
+                "inference_workers": len(runner.engines)}
+    cluster = getattr(runner, "cluster", {})
+    return {**settings, "runner": f"ray ({cluster.get('address')}, {cluster.get('cluster_cpus')} CPUs)",
+            "decode_workers": "Ray tasks", "ray": cluster,
+            "inference_workers": f"{cluster.get('actors')} actors × {cluster.get('actor_cpus')} CPU"}

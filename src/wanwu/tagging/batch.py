@@ -1,0 +1,71 @@
+"""The per-batch step both runners share: decoded images -> one engine call -> records.
+
+The local runner and the Ray actors call ``tag_batch`` on the same ``Loaded`` items, so their records
+are the same; they differ only in who reads, decodes and schedules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from wanwu.classifier import Classifier
+from wanwu.engines import Engine
+from wanwu.ranking import label, rank
+from wanwu.tagging.decode import Loaded
+from wanwu.tagging.records import SCORE_DIGITS, ModelInfo, make_record
+
+
+@dataclass(frozen=True)
+class RankOptions:
+    top_k: int = 5
+    min_score: float = 0.0
+
+
+def wanwu_version() -> str:
+    from wanwu.version import __version__
+
+    return __version__
+
+
+def model_info(classifier: Classifier) -> ModelInfo:
+    engine = classifier.engine
+    return ModelInfo(classifier.model_name, classifier.weights_sha256, engine.precision, engine.name, wanwu_version())
+
+
+def record_for(info: ModelInfo, item: Loaded, predictions: list[dict] | None = None,
+               error: tuple[str, str] | None = None) -> dict:
+    return make_record(info, item.rel, item.sha256, item.size, item.width, item.height, predictions, error or item.error)
+
+
+def predict_pixels(classifier: Classifier, pixels: np.ndarray, options: RankOptions,
+                   engine: Engine | None = None) -> list[list[dict]]:
+    """``(N, H, W, 3)`` crops -> per image, its predictions as record entries (scores to 6 digits)."""
+    ranked = rank(classifier.logits(pixels, engine), options.top_k)
+    return [[p.as_dict("both", SCORE_DIGITS) for p in label(r, classifier.labels, options.min_score)] for r in ranked]
+
+
+def tag_batch(classifier: Classifier, items: Sequence[Loaded], info: ModelInfo, options: RankOptions,
+              engine: Engine | None = None) -> list[dict]:
+    """Records for ``items``, in order: the decoded ones through one engine call, the failed ones as errors.
+
+    An engine failure fails the batch's images (``inference_failed``), not the run.
+    """
+    decoded = [item for item in items if item.decoded]
+    by_item: dict[int, list[dict]] = {}
+    failure: tuple[str, str] | None = None
+    if decoded:
+        try:
+            batch = np.stack([item.pixels for item in decoded])  # type: ignore[misc]
+            by_item = dict(zip(map(id, decoded), predict_pixels(classifier, batch, options, engine), strict=True))
+        except Exception as err:  # noqa: BLE001 - any engine failure becomes these images' error records
+            failure = ("inference_failed", f"the engine failed on this batch: {type(err).__name__}: {err}")
+    records = []
+    for item in items:
+        if item.decoded and failure is None:
+            records.append(record_for(info, item, by_item[id(item)]))
+        else:
+            records.append(record_for(info, item, error=failure if item.decoded else None))
+    return records

@@ -1,0 +1,79 @@
+"""Parquet output (``pip install 'wanwu[tag]'``): a JSONL journal during the run, one atomic rewrite at the end.
+
+A Parquet file is only readable once its footer is written, so batches cannot be appended to it; the
+journal (``<out>.journal.jsonl``) takes them with the same torn-line repair as JSONL output, and a
+killed run resumes from the Parquet file plus the journal.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from wanwu.tagging.records import FIELDS
+from wanwu.tagging.writers import LineFile, OutputError, _chunks, _fsync_dir, latest_only
+
+
+def _pyarrow():  # type: ignore[no-untyped-def]
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as err:
+        raise OutputError("--format parquet needs pyarrow: pip install 'wanwu[tag]'") from err
+    return pa, pq
+
+
+def schema():  # type: ignore[no-untyped-def]
+    """Fixed column types, so a file whose first rows are all errors has the same schema as any other."""
+    pa, _ = _pyarrow()
+    prediction = pa.struct([("index", pa.int32()), ("label", pa.string()), ("label_zh", pa.string()), ("score", pa.float64())])
+    types = {"bytes": pa.int64(), "width": pa.int32(), "height": pa.int32(), "predictions": pa.list_(prediction),
+             "error": pa.struct([("code", pa.string()), ("message", pa.string())])}
+    return pa.schema([(name, types.get(name, pa.string())) for name in FIELDS])
+
+
+def journal_path(path: Path) -> Path:
+    return path.with_name(f"{path.name}.journal.jsonl")
+
+
+class ParquetFile(LineFile):
+    def __init__(self, path: Path) -> None:
+        _pyarrow()  # fail at the start, not after the run
+        self.parquet = path
+        super().__init__(journal_path(path))
+
+    @classmethod
+    def remove(cls, path: Path) -> None:
+        path.unlink(missing_ok=True)
+        journal_path(path).unlink(missing_ok=True)
+
+    def read(self) -> Iterator[dict]:
+        if self.parquet.exists():
+            _, pq = _pyarrow()
+            for batch in pq.ParquetFile(self.parquet).iter_batches(batch_size=4096):
+                yield from batch.to_pylist()
+        yield from super().read()
+
+    def finish(self, compact: bool) -> None:
+        """Fold the journal into the Parquet file (always: Parquet holds only what a finished run wrote)."""
+        self.close()
+        if self.path.exists() or not self.parquet.exists():
+            self.rewrite(latest_only(self.read))
+            self.path.unlink(missing_ok=True)
+            _fsync_dir(self.path)
+
+    def rewrite(self, records: Iterable[dict]) -> None:
+        pa, pq = _pyarrow()
+        tmp = self.parquet.with_name(f".{self.parquet.name}.tmp")
+        table_schema = schema()
+        with pq.ParquetWriter(tmp, table_schema) as writer:
+            for chunk in _chunks(records, 4096):
+                writer.write_table(pa.Table.from_pylist(chunk, schema=table_schema))
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.parquet)
+        _fsync_dir(self.parquet)

@@ -1,0 +1,73 @@
+"""The local run: found files -> decode stage (processes) -> batches -> infer stage (threads) -> records.
+
+The main thread submits files to the decode stage and takes its results in order; what happens to
+each (skip, reuse, error, decode, infer) is the ``Ledger``'s business, shared with the Ray path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from wanwu.classifier import Classifier
+from wanwu.tagging.batch import RankOptions, record_for, tag_batch
+from wanwu.tagging.decode import DecodeSettings, Loaded, Task, worker_load
+from wanwu.tagging.discover import Found
+from wanwu.tagging.ledger import Ledger, TagSummary, cpu_s
+from wanwu.tagging.stages import DecodeStage, InferStage
+
+
+class LocalRun:
+    def __init__(self, ledger: Ledger, classifier: Classifier, engines: list, settings: DecodeSettings, rank: RankOptions,
+                 batch_size: int, decode_workers: int, load: Callable[[Task], Loaded] = worker_load) -> None:
+        self.ledger, self.classifier, self.engines, self.settings, self.rank = ledger, classifier, engines, settings, rank
+        self.batch_size, self.decode_workers, self.load = batch_size, decode_workers, load
+        self._pending: list[Loaded] = []
+
+    def run(self, files: list[Found]) -> TagSummary:
+        started, cpu = time.perf_counter(), cpu_s()
+        summary, info, existing = self.ledger.summary, self.ledger.info, self.ledger.existing
+        summary.images = len(files)
+        sizes = Counter(f.size for f in files if f.error is None)
+        window = max(4 * self.decode_workers, 2 * self.batch_size * len(self.engines))
+        decode = DecodeStage(self.settings, self.decode_workers, window, self.load)
+        infer = InferStage(self.engines, self._infer)
+        try:
+            for found in files:
+                if found.error is not None:
+                    self.ledger.write([record_for(info, Loaded(found.rel, error=found.error))])
+                    continue
+                # a file with a same-size twin is hashed first, so identical content is decoded once
+                decode.submit(Task(found.path, found.rel, found.size, existing.known(found.size), sizes[found.size] > 1))
+                while decode.full:
+                    self._take(decode, infer)
+            while len(decode):
+                self._take(decode, infer)
+            if self._pending:
+                infer.put(self._pending)
+        finally:
+            infer.close()
+            decode.close()
+        self.ledger.orphans()
+        summary.elapsed_s, summary.cpu_s = time.perf_counter() - started, cpu_s() - cpu
+        return summary
+
+    def _take(self, decode: DecodeStage, infer: InferStage) -> None:
+        task, item = decode.next()
+        if item.error is not None:
+            self.ledger.settle([(item, record_for(self.ledger.info, item))])
+        elif item.known:
+            self.ledger.known(item)
+        elif not item.decoded:
+            if self.ledger.claim(item):
+                decode.submit(Task(task.path, task.rel, task.size))
+        else:
+            self._pending.append(item)
+            if len(self._pending) >= self.batch_size:
+                infer.put(self._pending)
+                self._pending = []
+
+    def _infer(self, batch: list[Loaded], engine: object) -> None:
+        records = tag_batch(self.classifier, batch, self.ledger.info, self.rank, engine)  # type: ignore[arg-type]
+        self.ledger.settle(list(zip(batch, records, strict=True)), decoded=len(batch))

@@ -1,0 +1,138 @@
+"""The two stages of a local run: worker processes that decode, threads that infer.
+
+Decoding is Pillow work that holds the GIL, so it runs in processes; their crops come back through a
+bounded window (results in submission order), and batches wait in a bounded queue, so memory holds a
+few batches of crops, never the library. Every worker is single-threaded (one OpenVINO stream or one
+ONNX Runtime/torch thread per inference worker): when one stage is ahead, its queue fills, its workers
+block, and the other stage gets the cores; nothing spins at an intra-op barrier.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from wanwu.tagging.decode import DecodeSettings, Loaded, Task, init_worker, worker_load
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class DecodeStage:
+    """``workers`` processes; at most ``window`` files in flight; results handed out in submission order.
+
+    A worker that dies (the OOM killer, a crash in a codec) breaks the pool: the files in flight are
+    retried one at a time in a fresh pool, and the one that kills it again gets a ``worker_crashed`` error.
+    """
+
+    def __init__(self, settings: DecodeSettings, workers: int, window: int,
+                 load: Callable[[Task], Loaded] = worker_load) -> None:
+        self.settings = settings
+        self.load = load  # a module-level function (it is pickled to the workers by name)
+        self.workers = workers
+        self.window = window
+        self._pending: deque[tuple[Task, Future]] = deque()
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the parent holds engine threads (OpenVINO, ONNX Runtime) a fork would copy half-alive.
+        context = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=init_worker, initargs=(self.settings,))
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    @property
+    def full(self) -> bool:
+        return len(self._pending) >= self.window
+
+    def submit(self, task: Task) -> None:
+        self._pending.append((task, self._pool.submit(self.load, task)))
+
+    def next(self) -> tuple[Task, Loaded]:
+        task, future = self._pending[0]
+        try:
+            loaded = future.result()
+        except BrokenProcessPool:
+            self._recover()
+            task, future = self._pending[0]
+            loaded = future.result()
+        self._pending.popleft()
+        return task, loaded
+
+    def _recover(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        tasks = [task for task, _ in self._pending]
+        self._pending.clear()
+        self._pool = self._new_pool()
+        for task in tasks:
+            done: Future = Future()
+            try:
+                done.set_result(self._pool.submit(self.load, task).result())
+            except BrokenProcessPool:
+                done.set_result(Loaded(task.rel, size=task.size, error=(
+                    "worker_crashed", f"the decoder process died on {task.rel} (out of memory, or a crash in its codec)")))
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._new_pool()
+            self._pending.append((task, done))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class InferStage:
+    """One thread per engine replica, each taking whole batches from a bounded queue."""
+
+    def __init__(self, engines: list, run_batch: Callable[[list[Loaded], object], None]) -> None:
+        self._queue: queue.Queue[list[Loaded] | None] = queue.Queue(maxsize=len(engines))
+        self._run_batch = run_batch
+        self.error: BaseException | None = None
+        self._threads = [
+            threading.Thread(target=self._work, args=(engine,), name=f"wanwu-tag-infer-{i}", daemon=True)
+            for i, engine in enumerate(engines)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self, engine: object) -> None:
+        while (batch := self._queue.get()) is not None:
+            try:
+                self._run_batch(batch, engine)
+            except BaseException as err:  # noqa: BLE001 - e.g. the disk is full: the run stops, the main thread re-raises
+                self.error = err
+                while self._queue.get() is not None:  # unblock the producer until it sends the stop
+                    pass
+                return
+
+    def put(self, batch: list[Loaded]) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self._queue.put(batch, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self.put_stop()
+        for thread in self._threads:
+            thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def put_stop(self) -> None:
+        while any(t.is_alive() for t in self._threads):
+            try:
+                self._queue.put(None, timeout=0.5)
+                return
+            except queue.Full:
+                continue

@@ -1,0 +1,195 @@
+"""Output files: JSONL (default), CSV and Parquet, written so that a killed run loses at most one batch.
+
+JSONL and CSV are append-only: each batch is one ``write`` of whole lines, then ``fsync``. A run
+killed mid-write leaves a torn last line; the next run truncates it before appending, so a reader
+never sees half a record. Parquet cannot be appended to: its batches go to a JSONL journal beside it
+(``tags.parquet.journal.jsonl``) and the Parquet file is rewritten atomically when the run ends; a
+killed run resumes from the journal. The last record of an image wins; ``compact`` drops the ones
+it replaced (temporary file, ``fsync``, rename).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from wanwu.errors import WanwuError
+from wanwu.tagging.records import FIELDS, record_key
+
+FORMATS = ("jsonl", "csv", "parquet")
+CSV_FIELDS = (*FIELDS[:-2], "label", "label_zh", "score", "predictions", "error_code", "error_message")
+_INT_FIELDS = ("bytes", "width", "height")
+
+
+class OutputError(WanwuError):
+    code = "bad_output"
+
+
+def format_for(path: Path, fmt: str | None) -> str:
+    """``fmt``, or the one the file name says (``.csv``, ``.parquet``/``.pq``), else JSONL."""
+    if fmt:
+        return fmt
+    return {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(path.suffix.lower(), "jsonl")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def repair_tail(path: Path) -> int:
+    """Truncate a torn last line (a run killed mid-write); returns the bytes dropped."""
+    if not path.exists():
+        return 0
+    with open(path, "r+b") as file:
+        end = file.seek(0, os.SEEK_END)
+        keep = end
+        while keep > 0:
+            start = max(0, keep - 65536)
+            file.seek(start)
+            chunk = file.read(keep - start)
+            if keep == end and chunk.endswith(b"\n"):
+                return 0
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            keep = start
+        file.truncate(keep)
+        os.fsync(file.fileno())
+    return end - keep
+
+
+class LineFile:
+    """An append-only file of one record per line (JSONL); CSV overrides the encoding."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.dropped_bytes = repair_tail(path)
+        self._fd: int | None = None
+
+    def encode(self, records: Iterable[dict]) -> bytes:
+        return b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
+
+    def read(self) -> Iterator[dict]:
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as file:
+            for number, line in enumerate(file, 1):
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise OutputError(f"{self.path} line {number} is not a tag record ({err}); "
+                                      "use another --out, or --force to start it over") from None
+
+    def append(self, records: list[dict]) -> None:
+        if not records:
+            return
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        view = memoryview(self.encode(records))
+        while view:
+            view = view[os.write(self._fd, view):]
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def finish(self, compact: bool) -> None:
+        """End of a run: ``compact`` drops the records later ones replaced."""
+        self.close()
+        if compact:
+            self.rewrite(latest_only(self.read))
+
+    @classmethod
+    def remove(cls, path: Path) -> None:
+        path.unlink(missing_ok=True)
+
+    def rewrite(self, records: Iterable[dict]) -> None:
+        """Replace the file with ``records`` atomically (temporary file, fsync, rename)."""
+        self.close()
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "wb") as file:
+            for chunk in _chunks(records, 1000):
+                file.write(self.encode(chunk))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path)
+
+
+def _chunks(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    chunk: list[dict] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class CsvFile(LineFile):
+    """One row per image: the top-1 label in its own columns, all predictions as JSON in ``predictions``."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        if not path.exists() or path.stat().st_size == 0:
+            LineFile.append(self, [{}])  # the header, through the same durable write
+
+    def encode(self, records: Iterable[dict]) -> bytes:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        for record in records:
+            writer.writerow(CSV_FIELDS if not record else _csv_row(record))
+        return buffer.getvalue().encode()
+
+    def rewrite(self, records: Iterable[dict]) -> None:
+        def with_header() -> Iterator[dict]:
+            yield {}
+            yield from records
+
+        super().rewrite(with_header())
+
+    def read(self) -> Iterator[dict]:
+        with open(self.path, encoding="utf-8", newline="") as file:
+            reader = csv.DictReader(file)
+            if tuple(reader.fieldnames or ()) != CSV_FIELDS:
+                raise OutputError(f"{self.path} is not a wanwu tags CSV (its header differs); use another --out or --force")
+            for row in reader:
+                yield _from_csv_row(row)
+
+
+def _csv_row(record: dict) -> list:
+    preds, error = record["predictions"], record["error"]
+    top = preds[0] if preds else {}
+    return [
+        *("" if record[f] is None else record[f] for f in FIELDS[:-2]),
+        top.get("label", ""), top.get("label_zh", ""), top.get("score", ""),
+        "" if preds is None else json.dumps(preds, ensure_ascii=False),
+        error["code"] if error else "", error["message"] if error else "",
+    ]
+
+
+def _from_csv_row(row: dict) -> dict:
+    record: dict = {f: (row[f] or None) for f in FIELDS[:-2]}
+    for field in _INT_FIELDS:
+        record[field] = int(record[field]) if record[field] else None
+    record["predictions"] = json.loads(row["predictions"]) if row["predictions"] else None
+    record["error"] = {"code": row["error_code"], "message": row["error_message"]} if row["error_code"] else None
+    return record
+
+
+def latest_only(read: Callable[[], Iterator[dict]]) -> Iterator[dict]:
+    """Each image's last record, in file order: two passes over ``read()``, so memory holds keys, not records."""
+    last = {record_key(r): n for n, r in enumerate(read())}
+    return (r for n, r in enumerate(read()) if last[record_key(r)] == n)

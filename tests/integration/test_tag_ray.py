@@ -1,0 +1,99 @@
+"""``wanwu tag --ray``: a real two-node Ray cluster (head + one worker) writes the same records as the local run.
+
+The cluster runs in a private network namespace (``unshare -n``, then loopback up): ``ray start`` advertises
+the machine's external interface even when told 127.0.0.1, and there loopback is all it can see. Each node
+has 2 logical CPUs (4 in all): an actor pool that takes every CPU starves Ray Data's read stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import missing, require_module
+from tests.unit.test_tagging import photo, read_jsonl
+
+pytestmark = pytest.mark.slow
+
+CLUSTER = """
+set -e
+ip link set lo up
+export RAY_AUTH_MODE=disabled  # nothing outside this namespace can reach it
+export RAY_TMPDIR="$(mktemp -d /tmp/wanwu-ray.XXXXXX)"  # short: Ray's socket paths must fit in 107 bytes
+RAY="$(dirname "$PYTHON")/ray"
+trap '"$RAY" stop --force > /dev/null 2>&1; rm -rf "$RAY_TMPDIR"' EXIT
+"$RAY" start --head --node-ip-address 127.0.0.1 --port 6390 --num-cpus 2 --include-dashboard false \
+    --disable-usage-stats > "$WORK/head.log" 2>&1
+"$RAY" start --address 127.0.0.1:6390 --node-ip-address 127.0.0.1 --num-cpus 2 --disable-usage-stats > "$WORK/worker.log" 2>&1
+"$PYTHON" -c "import ray; ray.init(address='127.0.0.1:6390', log_to_driver=False); \
+print('alive nodes', sum(n['Alive'] for n in ray.nodes()))"
+"$PYTHON" -m wanwu.cli --home "$HOME_" tag "$LIB" --out "$WORK/ray.jsonl" --ray 127.0.0.1:6390 --batch-size 4 --json
+"""
+
+
+def _namespace() -> list[str]:
+    if not shutil.which("unshare") or not shutil.which("ip"):
+        missing("needs unshare and ip (util-linux, iproute2) for a private network namespace")
+    return ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]  # -r: root in a user namespace
+
+
+def _same(local: dict, ray: dict) -> bool:
+    """Equal, scores to the 6 digits a record keeps (± 1 in the last, for batches of other sizes)."""
+    strip = lambda r: {**r, "predictions": [{**p, "score": None} for p in r["predictions"] or []]}  # noqa: E731
+    scores = lambda r: [p["score"] for p in r["predictions"] or []]  # noqa: E731
+    return strip(local) == strip(ray) and all(abs(a - b) <= 1.5e-6 for a, b in zip(scores(local), scores(ray), strict=True))
+
+
+def test_a_two_node_ray_cluster_writes_the_local_records(photos_dir: Path, shared_home: Path, tmp_path: Path) -> None:
+    require_module("ray.data")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for path in sorted(photos_dir.glob("*.jpg")):
+        shutil.copy(path, lib / path.name)
+    for i in range(12):
+        photo(lib / "made" / f"m{i:02d}.png", i, size=(300, 200), fmt="PNG")
+    shutil.copy(lib / "dog.jpg", lib / "made" / "dog-again.jpg")  # identical files: decoded once on the cluster too
+    (lib / "made" / "notes.jpg").write_text("not an image")
+    local = subprocess.run([sys.executable, "-m", "wanwu.cli", "--home", str(shared_home), "tag", str(lib), "--out",
+                            str(tmp_path / "local.jsonl"), "--batch-size", "8"], capture_output=True, text=True, timeout=600)
+    assert local.returncode == 1, local.stderr  # notes.jpg
+    env = {**os.environ, "WORK": str(tmp_path), "PYTHON": sys.executable, "HOME_": str(shared_home), "LIB": str(lib)}
+    proc = subprocess.run([*_namespace(), "bash", "-c", CLUSTER], env=env, capture_output=True, text=True, timeout=900)
+    logs = proc.stderr[-4000:] + "".join(p.read_text()[-2000:] for p in tmp_path.glob("*.log"))
+    assert "alive nodes 2" in proc.stdout, logs
+    summary = json.loads(proc.stdout.splitlines()[-1])
+    assert (summary["images"], summary["failed"], summary["reused"]) == (21, 1, 1), logs
+    assert summary["settings"]["ray"]["cluster_cpus"] == 4.0
+    by_path = lambda rows: {r["path"]: r for r in rows}  # noqa: E731
+    ray_records, local_records = by_path(read_jsonl(tmp_path / "ray.jsonl")), by_path(read_jsonl(tmp_path / "local.jsonl"))
+    assert sorted(ray_records) == sorted(local_records) and len(ray_records) == 21
+    different = [p for p in local_records if not _same(local_records[p], ray_records[p])]
+    assert different == [], f"{different[0]}: local {local_records[different[0]]} vs ray {ray_records[different[0]]}"
+
+
+def test_tagger_is_a_map_batches_ready_callable(photos_dir: Path, shared_home: Path, tmp_path: Path) -> None:
+    """Called as Ray Data would call it on ``read_binary_files(include_paths=True)`` batches (no cluster needed)."""
+    import numpy as np
+
+    from wanwu.tagging.api import TagOptions, tag
+    from wanwu.tagging.on_ray import Tagger
+
+    files = sorted(photos_dir.glob("*.jpg"))[:3]
+    tagger = Tagger(model="efficientnet_lite0", home=str(shared_home), top_k=3)
+    batch = {"bytes": np.array([f.read_bytes() for f in files] + [b"not an image"], dtype=object),
+             "path": np.array([str(f) for f in files] + ["/x/notes.jpg"], dtype=object)}
+    out = tagger(batch)
+    assert set(out) == {"path", "record", "label", "score", "known"} and len(out["record"]) == 4
+    records = [json.loads(r) for r in out["record"]]
+    assert records[3]["error"]["code"] == "unsupported_media_type" and out["label"][3] == ""
+    tag(files, tmp_path / "local.jsonl", model="efficientnet_lite0", home=shared_home,
+        options=TagOptions(top_k=3, decode_workers=1))
+    local = {r["sha256"]: r["predictions"] for r in read_jsonl(tmp_path / "local.jsonl")}
+    assert [local[r["sha256"]] for r in records[:3]] == [r["predictions"] for r in records[:3]]
+    assert list(out["label"][:3]) == [r["predictions"][0]["label"] for r in records[:3]]
