@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/fuzz.py --minutes 60                 # in-process app, fake engine (like CI)
     .venv/bin/python bench/fuzz.py --minutes 60 --url http://127.0.0.1:8000   # a running `wanwu serve`
+    .venv/bin/python bench/fuzz.py --minutes 600 --first-seed 1 --last-seed 250    # 500,000 cases (one shard)
 
 Every answer must be 200/413/415/422 in the JSON error shape, within --max-case-s. Seed 0 is the
 CI run; this starts at --first-seed (1) so it covers new cases. Prints one line per seed and a
@@ -52,6 +53,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=5)
     parser.add_argument("--url", help="fuzz a running server instead of the app in-process (fake engine)")
     parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--last-seed", type=int, help="stop after this seed (shards: run 1-250 and 251-500 side by side)")
     parser.add_argument("--cases-per-seed", type=int, default=2000)
     parser.add_argument("--max-case-s", type=float, default=10.0)
     args = parser.parse_args()
@@ -59,7 +61,7 @@ def main() -> int:
     started = time.monotonic()
     with _client(args.url) as client:
         peak_rss_mb(reset=True)
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and (args.last_seed is None or seed <= args.last_seed):
             part = run(client, generate(seed, args.cases_per_seed), max_case_s=args.max_case_s)
             _merge(total, part)
             rate = total.cases / (time.monotonic() - started)

@@ -3,16 +3,13 @@
 Both bodies are read through ``_limited``: the first chunk past ``max_request_bytes`` ends the
 read with a 413, whether or not a Content-Length was sent (chunked bodies included), so a request
 never holds more than its limit (plus one chunk of at most 64 KB). JSON is parsed with limits on
-its shape before ``json.loads`` sees it (see ``_parse_json``), in a worker thread so a large body
+its shape and at about one copy of its size (``json_body``), in a worker thread so a large body
 does not hold up the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import sys
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
 from wanwu.service.errors import InvalidRequestError, RequestTooLargeError, UnsupportedRequestError
+from wanwu.service.json_body import image_bytes, is_marker, parse_classify_json
 from wanwu.service.settings import ServiceSettings
 
 IMAGE_FIELD = "image"
@@ -47,14 +45,6 @@ OPTION_FIELDS = ("top_k", "min_score", "lang", "model")
 class Upload:
     filename: str | None
     data: bytes
-
-
-# A classify body needs a handful of brackets, commas and colons per image; a body with more is
-# an attack on the parser (300 MB of ``[{},{},...`` is 100 million dicts, ~6 GB), refused unparsed.
-MAX_JSON_STRUCTURE = 4096
-# The only numbers a classify body has are top_k and min_score; Python's int() is quadratic in
-# the number of digits (it stops at 4,300 with a ValueError), float() reads any length.
-MAX_JSON_NUMBER_CHARS = 32
 
 
 class _InMemoryParser(MultiPartParser):
@@ -150,65 +140,17 @@ async def _read_json(request: Request, settings: ServiceSettings, limit: int, hi
     body = bytearray()
     async for chunk in _limited(request, limit, hint):
         body += chunk
-    payload = await asyncio.to_thread(_parse_json, body)
+    try:
+        payload, blobs = await asyncio.to_thread(parse_classify_json, body, settings.max_images_per_request)
+    except InvalidRequestError as err:
+        raise InvalidRequestError(f"{err}; {HOW_TO_SEND}") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("images"), list):
         raise InvalidRequestError(f"JSON body needs a list field 'images'; {HOW_TO_SEND}")
     images = payload["images"]
     _check_count(len(images), settings)
-    uploads = await asyncio.to_thread(lambda: [_decode_base64(entry, i) for i, entry in enumerate(images)])
+    uploads = [Upload(*image_bytes(entry, i, blobs)) for i, entry in enumerate(images)]
     fields = {k: payload.get(k) for k in OPTION_FIELDS}
+    if any(is_marker(v) for v in fields.values()):
+        raise InvalidRequestError("an option field holds a long base64 string; only 'images' may")
     fields.update({k: v for k, v in request.query_params.items() if k in OPTION_FIELDS})
     return uploads, _options(fields, settings)
-
-
-def _parse_json(body: bytearray) -> object:
-    """``json.loads`` with limits: structure, nesting and number length are bounded; ``body`` is emptied.
-
-    Python's parser has no depth limit of its own (it recurses until ``RecursionError``) and turns
-    a long run of digits into an int in quadratic time; both are answered 422, never 500.
-    """
-    structure = sum(body.count(c) for c in (b"{", b"[", b",", b":"))
-    if structure > MAX_JSON_STRUCTURE:
-        raise InvalidRequestError(
-            f"the JSON body has {structure:,} brackets, commas and colons; a classify request needs a few per image "
-            f"(limit {MAX_JSON_STRUCTURE:,}); {HOW_TO_SEND}"
-        )
-    try:
-        text = body.decode(json.detect_encoding(body), "surrogatepass")  # as json.loads(bytes) does: BOM, UTF-16
-    except UnicodeDecodeError as err:
-        raise InvalidRequestError(f"the body is not valid JSON: it is not UTF-8 ({err.reason} at byte {err.start})") from None
-    body.clear()  # the text is the only copy from here on
-    try:
-        return json.loads(text, parse_int=_bounded_number(int), parse_float=_bounded_number(float), parse_constant=_no_constant)
-    except RecursionError:
-        raise InvalidRequestError("the body is not valid JSON for a classify request: it is nested too deeply") from None
-    except ValueError as err:  # json.JSONDecodeError included
-        raise InvalidRequestError(f"the body is not valid JSON: {str(err)[:200]}") from None
-
-
-def _bounded_number(kind: type):  # type: ignore[no-untyped-def]
-    def parse(text: str):  # type: ignore[no-untyped-def]
-        if len(text) > MAX_JSON_NUMBER_CHARS:
-            raise ValueError(f"a number of {len(text):,} characters (limit {MAX_JSON_NUMBER_CHARS})")
-        return kind(text)
-
-    return parse
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _decode_base64(entry: object, index: int) -> Upload:
-    filename = None
-    if isinstance(entry, dict):
-        filename = entry.get("filename") if isinstance(entry.get("filename"), str) else None
-        entry = entry.get("data")
-    if not isinstance(entry, str):
-        raise InvalidRequestError(f"images[{index}] must be a base64 string or {{\"data\": \"<base64>\"}}")
-    if entry.startswith("data:") and "," in entry:
-        entry = entry.split(",", 1)[1]  # a data: URL straight from a browser
-    try:
-        return Upload(filename, base64.b64decode(entry, validate=True))
-    except (binascii.Error, ValueError):
-        raise InvalidRequestError(f"images[{index}] is not valid base64") from None
