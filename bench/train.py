@@ -2,6 +2,7 @@
 """`wanwu train` on Fashion-MNIST: accuracy on the full 10,000-image test set, time per stage, vs published anchors.
 
     .venv/bin/python bench/train.py [--per-class 100] [--full] [--threads 2] [--json-out train.json]
+    .venv/bin/python bench/train.py --mode finetune --full-only --epochs 8 --no-refit --json-out finetune.json
 
 Data: `apt-get install dataset-fashion-mnist` (/usr/share/datasets/fashion-mnist, MIT). Writes PNG
 ImageFolders into a temporary folder (not timed), then, in a fresh store:
@@ -9,7 +10,9 @@ ImageFolders into a temporary folder (not timed), then, in a fresh store:
   2. `wanwu train` as a user runs it (a subprocess; wall time, and the stages from version.json),
   3. `wanwu eval` of the version on all 10,000 test images (images/s, top-1),
   4. adds 10 images and trains again (the embedding cache: only those 10 are extracted),
-  5. with --full: the same on all 60,000 training images.
+  5. with --full: the same on all 60,000 training images (--full-only: only this run, not 2-4).
+--mode finetune fine-tunes the base's last block(s) (--blocks, --epochs: most epochs, --no-refit: store the
+model measured on the validation split instead of training again on training + validation images).
 """
 
 from __future__ import annotations
@@ -37,9 +40,10 @@ ANCHORS = [
 
 def wanwu(home: Path, *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "wanwu.cli", "--home", str(home), *args], capture_output=True, text=True)
+    # stderr passes through: a long run's progress notes (finetune: one line per epoch) show as it goes
+    done = subprocess.run([sys.executable, "-m", "wanwu.cli", "--home", str(home), *args], stdout=subprocess.PIPE, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"wanwu {' '.join(args)} failed:\n{done.stderr}")
+        raise SystemExit(f"wanwu {' '.join(args)} failed (exit {done.returncode}; its stderr is above)")
     return time.perf_counter() - started, done
 
 
@@ -62,8 +66,14 @@ def main() -> int:
     ap.add_argument("--base", default="efficientnet_lite0")
     ap.add_argument("--val-split", default="0.2")
     ap.add_argument("--augment", default="auto", choices=("auto", "none", "flip", "all"))
+    ap.add_argument("--mode", default="head", choices=("head", "finetune"))
+    ap.add_argument("--epochs", help="passed to wanwu train (head: L-BFGS iterations; finetune: most epochs)")
+    ap.add_argument("--blocks", help="finetune: how many of the base's last blocks train")
+    ap.add_argument("--no-refit", action="store_true", help="passed to wanwu train")
+    ap.add_argument("--full-only", action="store_true", help="only the run on all 60,000 training images")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args()
+    args.full = args.full or args.full_only
     if not fashion.available():
         raise SystemExit(f"Fashion-MNIST not found at {fashion.FASHION_DIR}: apt-get install dataset-fashion-mnist")
     work = Path(tempfile.mkdtemp(prefix="wanwu-bench-train-"))
@@ -76,16 +86,13 @@ def main() -> int:
     fashion.write_imagefolder(test, test_images, test_labels, fashion.pick(test_labels, None))
     print(f"wrote {len(picked)} training and 10,000 test PNGs in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     export_s, _ = wanwu(home, "export", args.base, "--engine", "openvino")
-    extra = ["--base", args.base, "--val-split", args.val_split, "--augment", args.augment]
-    out: dict = {"threads": args.threads, "base": args.base, "augment": args.augment, "load_average_before": os.getloadavg(), "cpu": _cpu(), "base_export_s": round(export_s, 1), "runs": {}}
-    out["runs"]["subset"] = run = train_and_eval(home, data, test, "fashion", args.threads, extra)
-    _print(f"{len(picked)} images", run)
-    more = fashion.pick(labels, 1, seed=1, skip=args.per_class)  # 10 images not in the subset
-    fashion.write_imagefolder(data, images, labels, more, prefix="added-")
-    seconds, done = wanwu(home, "train", str(data), "--name", "fashion", "--threads", str(args.threads), "--json", *extra)
-    again = json.loads(done.stdout)
-    out["runs"]["retrain_plus_10"] = {"train_wall_s": round(seconds, 1), "stages_s": again["timings_s"], "extraction": again["extraction"]}
-    print(f"re-train after adding 10 images: {seconds:.1f} s ({again['extraction']['extracted']} extracted)", file=sys.stderr)
+    extra = ["--base", args.base, "--val-split", args.val_split, "--augment", args.augment, "--mode", args.mode]
+    extra += [*(["--epochs", args.epochs] if args.epochs else []), *(["--blocks", args.blocks] if args.blocks else []),
+              *(["--no-refit"] if args.no_refit else [])]
+    out: dict = {"threads": args.threads, "base": args.base, "augment": args.augment, "mode": args.mode, "train_args": extra,
+                 "load_average_before": os.getloadavg(), "cpu": _cpu(), "base_export_s": round(export_s, 1), "runs": {}}
+    if not args.full_only:
+        _subset_runs(out, args, home, data, (images, labels), test, extra, len(picked))
     if args.full:
         full = work / "full"
         fashion.write_imagefolder(full, images, labels, fashion.pick(labels, None))
@@ -97,6 +104,20 @@ def main() -> int:
         args.json_out.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(out, ensure_ascii=False))
     return 0
+
+
+def _subset_runs(out: dict, args: argparse.Namespace, home: Path, data: Path, train: tuple, test: Path, extra: list[str],
+                 picked: int) -> None:
+    """The subset, then 10 more images and a re-train (the embedding cache)."""
+    out["runs"]["subset"] = run = train_and_eval(home, data, test, "fashion", args.threads, extra)
+    _print(f"{picked} images", run)
+    images, labels = train
+    more = fashion.pick(labels, 1, seed=1, skip=args.per_class)  # 10 images not in the subset
+    fashion.write_imagefolder(data, images, labels, more, prefix="added-")
+    seconds, done = wanwu(home, "train", str(data), "--name", "fashion", "--threads", str(args.threads), "--json", *extra)
+    again = json.loads(done.stdout)
+    out["runs"]["retrain_plus_10"] = {"train_wall_s": round(seconds, 1), "stages_s": again["timings_s"], "extraction": again["extraction"]}
+    print(f"re-train after adding 10 images: {seconds:.1f} s ({again['extraction']['extracted']} extracted)", file=sys.stderr)
 
 
 def _print(what: str, run: dict) -> None:

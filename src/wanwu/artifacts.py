@@ -103,27 +103,7 @@ class ModelSource:
             raise store_error(err.filename or path, err) from err
 
     def _write_onnx(self, torch, model, path: Path) -> None:  # type: ignore[no-untyped-def]
-        size = self.spec.preprocessing.crop_size
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.part")
-        os.close(fd)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the exporter's constant-folding chatter
-                torch.onnx.export(
-                    model,
-                    (torch.zeros(1, 3, size, size),),
-                    tmp,
-                    input_names=[INPUT_NAME],
-                    output_names=[OUTPUT_NAME],
-                    dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                    opset_version=17,
-                    dynamo=False,
-                )
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a bundle built as root is served by another user
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        export_onnx(model, path, self.spec.preprocessing.crop_size)
 
     def _write_manifest(self, torch_version: str) -> None:
         manifest = {
@@ -139,6 +119,33 @@ class ModelSource:
             os.replace(tmp, self.bundle / MANIFEST)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def export_onnx(model, path: Path, size: int) -> None:  # type: ignore[no-untyped-def]
+    """``model`` (eval mode) -> ``path``: ``images (batch, 3, size, size)`` -> its output, batch dynamic, opset 17;
+    written beside and renamed, so a reader never sees half a file."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.part")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's constant-folding chatter
+            torch.onnx.export(
+                model,
+                (torch.zeros(1, 3, size, size),),
+                tmp,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a bundle built as root is served by another user
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def bundle_dir(home: Path, spec: ModelSpec, sha256: str) -> Path:

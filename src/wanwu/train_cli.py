@@ -33,7 +33,8 @@ def _print_json(obj: object) -> None:
 def add_train_parser(sub) -> None:  # type: ignore[no-untyped-def]
     train = sub.add_parser(
         "train", help="teach it your own classes from a folder of labelled photos (DATA/<class>/*.jpg)",
-        description="Train a classifier for your own classes on a base ImageNet model's embeddings, and store it "
+        description="Train a classifier for your own classes on a base ImageNet model's embeddings (or fine-tune its last "
+        "block(s): --mode finetune), and store it "
         "as a new version NAME@V (predict/eval/serve it with --model NAME@V). Class folder names are the labels, "
         "in any language; 'english|中文' gives both.",
     )
@@ -45,8 +46,14 @@ def add_train_parser(sub) -> None:  # type: ignore[no-untyped-def]
     val.add_argument("--val", type=Path, help="a validation ImageFolder with the same class folders")
     val.add_argument("--val-split", type=float, default=0.2,
                      help="share of each class held out to validate (default 0.2; 0: none)")
-    train.add_argument("--mode", choices=("head", "finetune"), default="head", help="head (default); finetune is not built yet")
-    train.add_argument("--epochs", type=int, help="head: most L-BFGS iterations (default 500; it stops when converged)")
+    train.add_argument("--mode", choices=("head", "finetune"), default="head",
+                       help="head (default): a linear head on the base's embeddings, seconds; finetune: also trains the "
+                       "base's last block(s) in PyTorch, minutes, more accurate on large sets")
+    train.add_argument("--epochs", type=int, help="head: most L-BFGS iterations (default 500; it stops when converged); "
+                       "finetune: most epochs (default 12; it stops early when 3 epochs in a row do not beat the best on "
+                       "validation)")
+    train.add_argument("--blocks", type=int, help="finetune: how many of the base's last blocks train (default 1: "
+                       "Lite0's last MBConv block + its 1x1 head conv)")
     train.add_argument("--seed", type=int, default=0, help="seed of the validation split (default 0)")
     train.add_argument("--labels", type=Path, help="labels file: 'folder<TAB>english<TAB>中文' per line")
     train.add_argument("--augment", choices=("auto", "none", "flip", "all"), default="auto",
@@ -104,8 +111,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     options = TrainOptions(
         data=args.data, name=args.name, base=args.base, val=args.val, val_split=args.val_split, seed=args.seed,
-        labels=args.labels, augment=args.augment, crop=args.crop, mode=args.mode, epochs=args.epochs, l2=args.l2,
-        refit=args.refit, engine=args.engine, threads=args.threads, command=("wanwu", *getattr(args, "argv", sys.argv[1:])),
+        labels=args.labels, augment=args.augment, crop=args.crop, mode=args.mode, epochs=args.epochs, blocks=args.blocks,
+        l2=args.l2, refit=args.refit, engine=args.engine, threads=args.threads,
+        command=("wanwu", *getattr(args, "argv", sys.argv[1:])),
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=_err(), transient=False) as progress:

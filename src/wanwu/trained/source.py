@@ -76,8 +76,12 @@ class TrainedSource(ModelSource):
     @property
     def fp32_nodes(self) -> tuple[str, ...]:
         """The head's nodes as OpenVINO names them, kept in fp32 by ``wanwu quantize``."""
-        gemm = self.manifest["head"].get("node")
-        return () if gemm is None else (f"{gemm}/WithoutBiases", *(f"head/{op}" for op in ("abs", "sqrt", "sign", "signed_sqrt")))
+        head = self.manifest["head"]
+        gemm = head.get("node")
+        if gemm is None:
+            return ()
+        sqrt = head.get("transform") == "signed_sqrt"
+        return (f"{gemm}/WithoutBiases", *(f"head/{op}" for op in ("abs", "sqrt", "sign", "signed_sqrt") if sqrt))
 
     @property
     def unknown_below(self) -> float | None:
@@ -87,10 +91,7 @@ class TrainedSource(ModelSource):
         with np.load(self.bundle / HEAD_FILE) as data:
             return data["weight"], data["bias"]
 
-    def torch_model(self):  # type: ignore[no-untyped-def]
-        """The base from its checkpoint with the final ``Linear`` replaced by signed sqrt + the head (as in the ONNX graph)."""
-        import torch
-
+    def _base_source(self) -> ModelSource:
         base = self.manifest["base"]
         spec = get_model_spec(base["model"])
         source = open_source(spec, self.home or self.bundle.parent.parent)
@@ -99,7 +100,19 @@ class TrainedSource(ModelSource):
                 f"{self.spec.name} was trained on {spec.name} weights {base['weights_sha256'][:12]}, "
                 f"but the store has {source.weights_sha256[:12]}; use the onnxruntime or openvino engine"
             )
-        model = source.torch_model()
+        return source
+
+    def torch_model(self):  # type: ignore[no-untyped-def]
+        """Head mode: the base from its checkpoint with the final ``Linear`` replaced by signed sqrt + the head (as in
+        the ONNX graph); finetune: the base with its fine-tuned tail (``wanwu.trained.finetuned``)."""
+        import torch
+
+        if self.manifest.get("kind") == "finetune":
+            from wanwu.trained.finetuned import load_tensors, rebuild
+
+            tensors = load_tensors(self.bundle / HEAD_FILE)
+            return rebuild(self._base_source(), self.manifest["head"]["blocks"], len(self.manifest["classes"]), tensors)
+        model = self._base_source().torch_model()
         name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
         parent = model.get_submodule(name.rpartition(".")[0])
         weight, bias = self.head()

@@ -72,6 +72,18 @@ def usable(folder: ImageFolder, samples: list[Sample]) -> ImageFolder:
     return ImageFolder(folder.root, folder.classes, files, folder.skipped)
 
 
+def drop_failed(data: TrainingSet, failed: list[tuple[Path, str]]) -> None:
+    """Corrupt images are skipped and listed; the class counts are checked again without them."""
+    bad = {path for path, _ in failed}
+    data.skipped.extend(failed)
+    data.train = [s for s in data.train if s.path not in bad]
+    data.val = [s for s in data.val if s.path not in bad]
+    check_trainable(usable(data.folder, data.train + data.val))
+    empty = [data.folder.root / c.folder for i, c in enumerate(data.folder.classes) if not any(s.label == i for s in data.train)]
+    if empty:
+        raise DatasetError(f"class folder {empty[0]} has no training image left after the validation split; add images")
+
+
 def _rank_key(seed: int, sha256: str) -> str:
     return hashlib.sha256(f"{seed}:{sha256}".encode()).hexdigest()
 

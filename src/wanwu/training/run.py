@@ -25,7 +25,8 @@ class TrainOptions:
     augment: str = "auto"  # auto | none | flip | all
     crop: str = "full"  # full: the whole shorter side; center: the base model's ImageNet crop
     mode: str = "head"
-    epochs: int | None = None  # head: most L-BFGS iterations (each a full pass over the embeddings)
+    epochs: int | None = None  # head: most L-BFGS iterations; finetune: most epochs (it stops early on validation)
+    blocks: int | None = None  # finetune: how many of the base's last blocks train (default: finetune.DEFAULT_BLOCKS)
     l2: float = HeadConfig.l2
     refit: bool = True  # after validating, fit the stored head on training + validation images
     engine: str | None = None
@@ -49,4 +50,6 @@ class Run:
     metrics: dict | None = None
     unknown: dict | None = None
     refitted: bool = False  # the stored head was fitted on training + validation images
+    tail: object | None = None  # finetune: the trained tail (a torch module, ``wanwu.models.split.Tail``)
+    finetune: dict | None = None  # finetune: blocks, epochs, early stopping, the optimiser's settings
     head_node: str | None = None  # the head's Gemm in model.onnx (kept in fp32 by `wanwu quantize`)

@@ -13,13 +13,13 @@ from wanwu.artifacts import ModelSource
 from wanwu.classifier import open_model
 from wanwu.engines import create_engine, default_engine
 from wanwu.errors import DatasetError, InvalidNameError, WanwuError
-from wanwu.imagefolder import check_trainable
 from wanwu.models.registry import Preprocessing
 from wanwu.trained.source import feature_source
 from wanwu.trained.store import Version, check_name, is_trained_ref
 from wanwu.training import Reporter, Silent
-from wanwu.training.data import Sample, TrainingSet, prepare, usable
+from wanwu.training.data import Sample, drop_failed, prepare
 from wanwu.training.embed import VIEWS, EmbeddingCache, Job, cache_folder, extract
+from wanwu.training.finetune import finetune
 from wanwu.training.head import HeadConfig, fit
 from wanwu.training.metrics import metrics, unknown_threshold
 from wanwu.training.run import Run, TrainOptions
@@ -29,6 +29,7 @@ DEFAULT_BASE = "efficientnet_lite0"
 SMALL_SET = 500  # below this many training images, ``--augment auto`` adds flipped and zoomed views
 AUGMENT = {"none": ("center",), "flip": ("center", "flip"), "all": VIEWS}
 CROPS = ("full", "center")
+MODES = ("head", "finetune")
 
 
 def views_for(augment: str, train_images: int) -> tuple[str, ...]:
@@ -53,18 +54,6 @@ def _base(options: TrainOptions, home: Path) -> ModelSource:
     return open_model(name, home)
 
 
-def _drop_failed(data: TrainingSet, failed: list[tuple[Path, str]]) -> None:
-    """Corrupt images are skipped and listed; the class counts are checked again without them."""
-    bad = {path for path, _ in failed}
-    data.skipped.extend(failed)
-    data.train = [s for s in data.train if s.path not in bad]
-    data.val = [s for s in data.val if s.path not in bad]
-    check_trainable(usable(data.folder, data.train + data.val))
-    empty = [data.folder.root / c.folder for i, c in enumerate(data.folder.classes) if not any(s.label == i for s in data.train)]
-    if empty:
-        raise DatasetError(f"class folder {empty[0]} has no training image left after the validation split; add images")
-
-
 def _embed(run: Run, home: Path, reporter: Reporter) -> EmbeddingCache:
     started = time.perf_counter()
     threads = run.options.threads or os.cpu_count() or 1
@@ -82,7 +71,7 @@ def _embed(run: Run, home: Path, reporter: Reporter) -> EmbeddingCache:
     cache.save()
     seconds = time.perf_counter() - t0
     run.extraction.update(extracted=todo, seconds=round(seconds, 2), images_per_s=round(todo / seconds, 1) if todo else None)
-    _drop_failed(run.data, failed)
+    drop_failed(run.data, failed)
     run.timings["embeddings"] = time.perf_counter() - started
     return cache
 
@@ -123,16 +112,18 @@ def train(options: TrainOptions, home: Path, reporter: Reporter | None = None) -
     """The whole run; nothing is written to the store's models unless every step succeeds."""
     reporter = reporter or Silent()
     check_name(options.name)
-    if options.mode != "head":
-        raise WanwuError(f"--mode {options.mode} is not built yet; use --mode head (a head on the base's embeddings)")
+    if options.mode not in MODES:
+        raise WanwuError(f"--mode must be one of {', '.join(MODES)}; got {options.mode!r}")
     started = time.perf_counter()
     data = prepare(options.data, options.labels, options.val, options.val_split, options.seed, reporter)
     base = _base(options, home)
     run = Run(options, data, base, training_preprocessing(base.spec.preprocessing, options.crop),
               views_for(options.augment, len(data.train)))
     run.timings["prepare"] = time.perf_counter() - started
-    cache = _embed(run, home, reporter)
-    _fit(run, cache, reporter)
+    if options.mode == "finetune":
+        finetune(run, home, reporter)
+    else:
+        _fit(run, _embed(run, home, reporter), reporter)
     t0 = time.perf_counter()
     reporter.stage("writing the version")
     version = write_version(run, home)

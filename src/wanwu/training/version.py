@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wanwu.artifacts import ONNX_FILE
-from wanwu.trained import graph
+from wanwu.artifacts import ONNX_FILE, export_onnx
+from wanwu.trained import finetuned, graph
 from wanwu.trained.source import HEAD_FILE
 from wanwu.trained.store import Version, commit, new_partial
 from wanwu.training.head import TRANSFORM
@@ -25,17 +25,29 @@ FORMAT = 1
 
 
 def _write_head(folder: Path, run: Run) -> str:
-    assert run.head is not None
-    with open(folder / HEAD_FILE, "wb") as f:
-        np.savez(f, weight=run.head.weight, bias=run.head.bias)
+    """Head mode: the head's weight and bias; finetune: every tensor of the trained tail, by its state-dict name."""
+    if run.tail is not None:
+        finetuned.save_tensors(finetuned.tail_tensors(run.tail), folder / HEAD_FILE)
+    else:
+        assert run.head is not None
+        with open(folder / HEAD_FILE, "wb") as f:
+            np.savez(f, weight=run.head.weight, bias=run.head.bias)
     return sha256_file(folder / HEAD_FILE)
 
 
 def _write_model(folder: Path, run: Run) -> str:
+    """Head mode: ONNX surgery on the base's export; finetune: the rebuilt model (base + the stored tail) exported whole."""
+    if run.tail is not None:
+        assert run.finetune is not None
+        tensors = finetuned.load_tensors(folder / HEAD_FILE)  # what is stored is what is exported
+        model = finetuned.rebuild(run.base, run.finetune["blocks"], len(run.data.folder.classes), tensors)
+        export_onnx(model, folder / ONNX_FILE, run.preprocessing.crop_size)
+        run.head_node = graph.head_node(graph.load_model(folder / ONNX_FILE))
+        return sha256_file(folder / ONNX_FILE)
     assert run.head is not None
-    model = graph.with_head(graph.load_model(run.base.onnx_path()), run.head.weight, run.head.bias, TRANSFORM)
-    run.head_node = graph.head_node(model)
-    graph.save_model(model, folder / ONNX_FILE)
+    onnx_model = graph.with_head(graph.load_model(run.base.onnx_path()), run.head.weight, run.head.bias, TRANSFORM)
+    run.head_node = graph.head_node(onnx_model)
+    graph.save_model(onnx_model, folder / ONNX_FILE)
     return sha256_file(folder / ONNX_FILE)
 
 
@@ -64,9 +76,22 @@ def _data_summary(run: Run) -> dict:
     }
 
 
-def manifest(run: Run, files: dict[str, str]) -> dict:
-    head, o = run.head, run.options
+def _head(run: Run, files: dict[str, str]) -> dict:
+    o = run.options
+    common = {"file": HEAD_FILE, "sha256": files[HEAD_FILE], "seed": o.seed, "balanced_classes": run.tail is None,
+              "fitted_on": "train+val" if run.refitted else "train", "node": run.head_node}
+    if run.tail is not None:
+        assert run.finetune is not None
+        return {**common, "kind": f"fine-tuned: the base's last {run.finetune['blocks']} block(s) + a new Linear (AdamW)",
+                "transform": None, **run.finetune}
+    head = run.head
     assert head is not None
+    return {**common, "kind": "multinomial logistic regression (L-BFGS)", "transform": TRANSFORM, "l2": o.l2,
+            "iterations": head.iterations, "final_loss": head.final_loss, "embedding_size": int(head.weight.shape[1])}
+
+
+def manifest(run: Run, files: dict[str, str]) -> dict:
+    o = run.options
     classes = run.data.folder.classes
     counts = {split: np.bincount([s.label for s in samples], minlength=len(classes)) for split, samples in
               (("train", run.data.train), ("val", run.data.val))}
@@ -78,12 +103,7 @@ def manifest(run: Run, files: dict[str, str]) -> dict:
         "wanwu": __version__,
         "base": {"model": run.base.spec.name, "weights_sha256": run.base.weights_sha256},
         "preprocessing": {**dataclasses.asdict(run.preprocessing), "crop": o.crop},
-        "head": {
-            "file": HEAD_FILE, "sha256": files[HEAD_FILE], "kind": "multinomial logistic regression (L-BFGS)",
-            "transform": TRANSFORM, "l2": o.l2, "balanced_classes": True, "iterations": head.iterations,
-            "final_loss": head.final_loss, "embedding_size": int(head.weight.shape[1]), "seed": o.seed,
-            "fitted_on": "train+val" if run.refitted else "train", "node": run.head_node,
-        },
+        "head": _head(run, files),
         "classes": [
             {"index": i, "folder": c.folder, "label": c.english, "label_zh": c.chinese,
              "train": int(counts["train"][i]), "val": int(counts["val"][i])}

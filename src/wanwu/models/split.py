@@ -1,0 +1,94 @@
+"""A model cut in two for fine-tuning: a frozen ``Trunk`` (stem + all but the last blocks) and a trained ``Tail``
+(the last ``blocks`` blocks + the classifier), so ``Tail(Trunk(x))`` is the model's forward pass.
+
+Training runs the trunk once per image (its activations are cached) and only the tail per epoch. Both
+families are seen as a flat list of blocks: EfficientNet's ``_blocks`` (the tail also holds
+``_conv_head``/``_bn1``, the 1×1 conv that makes the 1280-wide embedding), ResNet's ``layer1..4`` blocks.
+The tail flattens with ``torch.flatten`` (an ONNX ``Flatten``), so an exported graph keeps its batch
+dimension dynamic even where quantization folds shapes at batch 1.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from wanwu.errors import WanwuError
+
+
+def _is_efficientnet(model: nn.Module) -> bool:
+    return hasattr(model, "_blocks") and hasattr(model, "_conv_head")
+
+
+def _blocks(model: nn.Module) -> list[nn.Module]:
+    if _is_efficientnet(model):
+        return list(model._blocks)
+    if all(hasattr(model, f"layer{i}") for i in range(1, 5)):
+        return [block for i in range(1, 5) for block in getattr(model, f"layer{i}")]
+    raise WanwuError(f"fine-tuning does not know how to split {type(model).__name__} into blocks")
+
+
+def block_count(model: nn.Module) -> int:
+    return len(_blocks(model))
+
+
+class Trunk(nn.Module):
+    """The frozen part: ``images -> the activations that feed the tail``."""
+
+    def __init__(self, model: nn.Module, blocks: int) -> None:
+        super().__init__()
+        self.efficientnet = _is_efficientnet(model)
+        if self.efficientnet:
+            self.stem = nn.Sequential(model._conv_stem, model._bn0, model._swish)
+        else:
+            self.stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
+        self.blocks = nn.ModuleList(_blocks(model)[: block_count(model) - blocks])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x)  # eval: EfficientNet's drop-connect is off, so no rate is passed
+        return x
+
+
+class Tail(nn.Module):
+    """The trained part: the last ``blocks`` blocks, then (EfficientNet) the 1×1 head conv, pooling and a new
+    ``Linear`` with ``classes`` outputs. Drop-connect rates are the base's, by the block's depth in the whole model."""
+
+    def __init__(self, model: nn.Module, blocks: int, classes: int) -> None:
+        super().__init__()
+        total = block_count(model)
+        if not 0 <= blocks <= total:
+            raise WanwuError(f"--blocks must be between 0 and {total} for {type(model).__name__}, got {blocks}")
+        self.blocks = nn.ModuleList(_blocks(model)[total - blocks :])
+        self.efficientnet = _is_efficientnet(model)
+        self.rates = [0.0] * blocks
+        if self.efficientnet:
+            rate = model._global_params.drop_connect_rate or 0.0
+            self.rates = [rate * (total - blocks + i) / total for i in range(blocks)]
+            self.conv_head = nn.Sequential(model._conv_head, model._bn1, model._swish)
+            self.dropout = nn.Dropout(model._global_params.dropout_rate)
+            fc = model._fc
+        else:
+            self.conv_head = nn.Identity()
+            self.dropout = nn.Identity()
+            fc = model.fc
+        self.fc = nn.Linear(fc.in_features, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block, rate in zip(self.blocks, self.rates, strict=True):
+            x = block(x, drop_connect_rate=rate) if self.efficientnet else block(x)
+        x = self.conv_head(x)
+        x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return self.fc(self.dropout(x))
+
+
+def split(model: nn.Module, blocks: int, classes: int) -> tuple[Trunk, Tail]:
+    """``model`` (the base, weights loaded) -> (trunk, tail) sharing its modules; the tail's ``Linear`` is new."""
+    tail = Tail(model, blocks, classes)
+    return Trunk(model, blocks), tail
+
+
+def joined(trunk: nn.Module, tail: nn.Module) -> nn.Module:
+    """The whole model again, in eval mode (what is exported to ONNX and what the torch engine runs)."""
+    return nn.Sequential(trunk, tail).eval()
