@@ -132,6 +132,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         + f" on {metrics['images']} images")
     used = m["data"]["train_images"] + (m["data"]["val_images"] if m["head"]["fitted_on"] == "train+val" else 0)
     print(f"{version.ref}: {len(m['classes'])} classes from {used} images on {m['base']['model']}; {score}")
+    if m.get("kind") == "finetune":
+        h = m["head"]
+        print(f"fine-tuned the last {h['blocks']} block(s): best epoch {h['best_epoch']} of {h['epochs_run']}"
+              + (" (stopped early)" if h["stopped_early"] else ""))
     if m.get("unknown"):
         u = m["unknown"]
         print(f"unknown below {u['threshold']:.3f} ({u['rule']}; it flags {_pct(u['wrong_flagged'])} of the wrong ones)")

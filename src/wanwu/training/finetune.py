@@ -144,6 +144,6 @@ def finetune(run: Run, home: Path, reporter: Reporter) -> None:
     run.finetune = {
         "blocks": blocks_of(run), "epochs_run": fit.epochs, "best_epoch": fit.best_epoch, "stopped_early": fit.stopped_early,
         "max_epochs": config.max_epochs, "patience": config.patience, "lr": config.lr, "weight_decay": config.weight_decay,
-        "label_smoothing": config.label_smoothing, "batch_size": config.batch_size, "history": fit.history,
+        "label_smoothing": config.label_smoothing, "batch_size": fit.batch_size, "history": fit.history,
         "trained_parameters": sum(p.numel() for p in run.tail.parameters()),
     }

@@ -30,6 +30,16 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
 
+def _finetune_rows(head: dict) -> list[tuple[str, str]]:
+    if "blocks" not in head:
+        return []
+    epochs = ", ".join(f"{r['epoch']}: {_pct(r.get('val_top1'))}" for r in head["history"])
+    what = f"the base's last {head['blocks']} block(s) + a new Linear, {head['trained_parameters']:,} parameters"
+    stopped = " (stopped early)" if head["stopped_early"] else ""
+    return [("fine-tuned", f"{what}; best epoch {head['best_epoch']} of {head['epochs_run']}{stopped}"),
+            ("validation top-1 by epoch", epochs or "—")]
+
+
 def _summary(m: dict) -> str:
     metrics, unknown, ex = m.get("metrics") or {}, m.get("unknown"), m["extraction"]
     rows = [
@@ -38,9 +48,12 @@ def _summary(m: dict) -> str:
         ("command", " ".join(m["command"]) or "—"),
         ("images", f"{m['data']['train_images']} training × views {', '.join(m['data']['views'])}; "
                    f"{m['data']['val_images']} validation ({m['data']['validation']})"),
-        ("embeddings", f"{ex['extracted']} extracted, {ex['cached']} from the cache"
-                       + (f", {ex['images_per_s']} images/s on {ex['engine']}" if ex.get("images_per_s") else "")),
-        ("stored head", "fitted on training + validation images, after the validation below (a held-out estimate)"
+        ("embeddings" if m.get("kind") != "finetune" else "activations",
+         f"{ex['extracted']} extracted, {ex['cached']} from the cache"
+         + (f", {ex['images_per_s']} images/s on {ex['engine']}" if ex.get("images_per_s") else "")),
+        *_finetune_rows(m["head"]),
+        ("stored model" if m.get("kind") == "finetune" else "stored head",
+         "fitted on training + validation images, after the validation below (a held-out estimate)"
          if m["head"]["fitted_on"] == "train+val" else "fitted on the training images (the validation below is its own)"),
         ("validation top-1", _pct(metrics.get("top1"))),
         ("validation top-5", _pct(metrics.get("top5")) if metrics.get("top5") is not None else "— (5 classes or fewer)"),
