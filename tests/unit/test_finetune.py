@@ -9,7 +9,7 @@ import torch
 
 from wanwu.models.efficientnet import efficientnet_lite0
 from wanwu.models.resnet import resnet18
-from wanwu.models.split import block_count, joined, split
+from wanwu.models.split import block_count, joined, merged, split
 from wanwu.training.data import Sample
 from wanwu.training.finetune import Activations
 from wanwu.training.tail import TailConfig, fit_tail, predict
@@ -33,6 +33,23 @@ def test_trunk_then_tail_is_the_model(build, blocks: int) -> None:  # type: igno
         got = joined(trunk, tail)(x)
     assert len(trunk.blocks) + len(tail.blocks) == block_count(model)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("build", [efficientnet_lite0, resnet18])
+def test_the_merged_model_is_trunk_then_tail_with_the_bases_module_names(build) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    model = build(num_classes=1000).eval()
+    names = {n for n, _ in model.named_modules()}
+    trunk, tail = split(model, 2, 5)
+    with torch.no_grad():
+        for p in tail.parameters():  # as if trained: the tail's blocks are the model's own modules
+            p.add_(0.01 * torch.randn_like(p))
+        x = torch.randn(2, 3, 224, 224)
+        expected = joined(trunk, tail)(x)
+        fine = merged(model, tail)
+        got = fine(x)
+    assert got.shape == (2, 5) and {n for n, _ in fine.named_modules()} == names
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_too_many_blocks_is_a_clear_error() -> None:
@@ -70,7 +87,7 @@ def test_it_learns_keeps_the_best_epoch_and_leaves_batchnorm_statistics_alone() 
     assert best["epoch"] == fit.best_epoch
     logits = predict(tail, val[0])
     assert (logits.argmax(1) == val[1]).mean() == pytest.approx(best["val_top1"], abs=1e-4)  # the best epoch's tail is kept
-    assert best["val_top1"] > 0.9
+    assert best["val_top1"] > 0.85  # separable classes (chance: 0.33)
     assert torch.equal(tail.bn.running_mean, torch.zeros(4)) and torch.equal(tail.bn.running_var, torch.ones(4))
     assert not tail.training
 

@@ -3,9 +3,10 @@ base checkpoint + the trained tail's tensors (``wanwu.models.split``).
 
 The trunk is exported once per base and cut (``<base bundle>/trunk-<blocks>/model.onnx``), so caching the
 activations that feed the tail is plain inference on the fast engines. A fine-tuned version's
-``model.onnx`` is the rebuilt model exported whole (trunk + trained tail) in eval mode; the torch engine
-rebuilds the same model from the checkpoint and ``head.npz`` (every tensor of the tail, BatchNorm
-statistics included, by its name in ``Tail.state_dict()``).
+``model.onnx`` is the rebuilt model exported whole in eval mode: the base's own module tree with the trained
+blocks and the new classifier in it, so its nodes carry the base export's names. The torch engine rebuilds
+the same model from the checkpoint and ``head.npz`` (every tensor of the tail, BatchNorm statistics
+included, by its name in ``Tail.state_dict()``).
 """
 
 from __future__ import annotations
@@ -46,15 +47,16 @@ def rebuild(base: ModelSource, blocks: int, classes: int, tensors: dict[str, np.
     """The fine-tuned model in eval mode: the base from its checkpoint, its tail loaded strictly from ``tensors``."""
     import torch
 
-    from wanwu.models.split import joined, split
+    from wanwu.models.split import Tail, merged
 
-    trunk, tail = split(base.torch_model(), blocks, classes)
+    model = base.torch_model()
+    tail = Tail(model, blocks, classes)  # its blocks are the model's own modules: loading it fine-tunes the model
     try:
         tail.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in tensors.items()}, strict=True)
     except RuntimeError as err:
         raise WeightsError(f"the fine-tuned tensors do not fit {base.spec.name} with {blocks} trained blocks: "
                            f"{str(err).splitlines()[0]}") from err
-    return joined(trunk, tail)
+    return merged(model, tail)
 
 
 def save_tensors(tensors: dict[str, np.ndarray], path: Path) -> None:

@@ -108,6 +108,12 @@ def _flatten_input(model: onnx.ModelProto, gemm: onnx.NodeProto) -> None:
             return
 
 
+def flatten_head_input(model: onnx.ModelProto) -> onnx.ModelProto:
+    """An export whose final layer reads ``x.view(batch, -1)``, with that Reshape made a Flatten (see ``_flatten_input``)."""
+    _flatten_input(model, _final_gemm(model)[1])
+    return model
+
+
 def with_head(base: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray, transform: str | None = None) -> onnx.ModelProto:
     """The base with its final layer replaced: ``weight`` ``(classes, D)``, ``bias`` ``(classes,)``,
     applied after ``transform`` (``signed_sqrt`` or None)."""

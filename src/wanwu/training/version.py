@@ -42,7 +42,9 @@ def _write_model(folder: Path, run: Run) -> str:
         tensors = finetuned.load_tensors(folder / HEAD_FILE)  # what is stored is what is exported
         model = finetuned.rebuild(run.base, run.finetune["blocks"], len(run.data.folder.classes), tensors)
         export_onnx(model, folder / ONNX_FILE, run.preprocessing.crop_size)
-        run.head_node = graph.head_node(graph.load_model(folder / ONNX_FILE))
+        onnx_model = graph.flatten_head_input(graph.load_model(folder / ONNX_FILE))
+        run.head_node = graph.head_node(onnx_model)
+        graph.save_model(onnx_model, folder / ONNX_FILE)
         return sha256_file(folder / ONNX_FILE)
     assert run.head is not None
     onnx_model = graph.with_head(graph.load_model(run.base.onnx_path()), run.head.weight, run.head.bias, TRANSFORM)
