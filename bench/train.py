@@ -54,6 +54,7 @@ def train_and_eval(home: Path, data: Path, test: Path, name: str, threads: int, 
     result = json.loads(done.stdout)
     return {"model": summary["model"], "train_wall_s": round(seconds, 1), "stages_s": summary["timings_s"],
             "extraction": summary["extraction"], "val_top1": (summary["metrics"] or {}).get("top1"),
+            "trained": {k: v for k, v in summary["head"].items() if k not in ("file", "sha256", "node")},
             "unknown": summary["unknown"], "test_images": result["images"], "test_top1": result["top1"],
             "test_top5": result["top5"], "eval_images_per_s": round(result["images_per_s"], 1), "eval_wall_s": round(eval_s, 1)}
 

@@ -122,7 +122,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.finish()
     m = version.manifest
     if args.json:
-        _print_json({k: m[k] for k in ("model", "created_at", "base", "metrics", "unknown", "timings_s", "extraction")}
+        keys = ("model", "kind", "created_at", "base", "head", "metrics", "unknown", "timings_s", "extraction")
+        _print_json({k: m[k] for k in keys}
                    | {"path": str(version.path), "report": str(version.path / "report.html"), "skipped": len(run.data.skipped)})
         return 0
     _print_data_notes(m["data"])
