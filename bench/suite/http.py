@@ -54,7 +54,7 @@ def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets:
     from wanwu.artifacts import open_source
     from wanwu.benchmark import pixel_inputs, time_engine
     from wanwu.models import get_model_spec
-    from wanwu.precision import open_engine
+    from wanwu.precision import open_engine, resolve_precision
 
     spec = get_model_spec("resnet18")
     source = open_source(spec, home, weights)
@@ -66,7 +66,11 @@ def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets:
         engine_ms: dict[tuple[str, str], float] = {}
         for variant in variants:
             config = VARIANTS[variant]
-            key = (config.engine, config.precision)
+            precision = config.precision
+            if precision == "auto":  # what the server picked (cached at its first start: 2 threads, batch 8)
+                precision, _ = resolve_precision(config.engine, source, threads=cores, precision="auto")
+                log(f"{variant}: auto picks {precision} on this CPU")
+            key = (config.engine, precision)
             if key not in engine_ms:
                 runner = open_engine(key[0], source, threads=1, precision=key[1])
                 engine_ms[key] = time_engine(runner.run, pixels, runs=8, batch=8)["ms_per_image"]
@@ -117,7 +121,7 @@ def measure_http(
     weights = synthesize_resnet18(scratch / "resnet18-synthetic.pth")
     home = scratch / "home"
     variants = [c for c in configs if c in VARIANTS]
-    if any(VARIANTS[v].precision == "int8" for v in variants):
+    if any(VARIANTS[v].precision in ("int8", "auto") for v in variants):  # auto picks int8 only where it is ready
         subprocess.run([sys.executable, "-m", "wanwu.cli", "--home", str(home), "quantize", "resnet18", "--weights", str(weights),
                         "--calib", str(workloads[0].images), "--subset", "64", "--no-augment"],
                        check=True, capture_output=True)

@@ -40,6 +40,7 @@ class Variant:
 
 VARIANTS = {
     "wanwu": Variant(),
+    "wanwu auto": Variant(precision="auto"),  # the default: the fastest ready precision on this CPU
     "wanwu ort": Variant(engine="onnxruntime"),
     "wanwu w0": Variant(extra=("--max-wait-ms", "0")),
     "wanwu 2w": Variant(extra=("--inference-workers", "2")),

@@ -60,12 +60,16 @@ class ImageLimits:
     pixels_setting: str = "--max-pixels / WANWU_MAX_PIXELS"
 
 
-def _open_checked(data: bytes, limits: ImageLimits) -> Image.Image:
-    if len(data) > limits.max_bytes:
+def check_upload_size(size: int, limits: ImageLimits) -> None:
+    """``ImageTooLargeError`` for an upload over ``max_bytes``: checked before anything reads, hashes or decodes it."""
+    if size > limits.max_bytes:
         raise ImageTooLargeError(
-            f"upload is {len(data):,} bytes; the limit is {limits.max_bytes:,} bytes "
-            f"(raise it with {limits.bytes_setting})"
+            f"upload is {size:,} bytes; the limit is {limits.max_bytes:,} bytes (raise it with {limits.bytes_setting})"
         )
+
+
+def _open_checked(data: bytes, limits: ImageLimits) -> Image.Image:
+    check_upload_size(len(data), limits)
     if not data:
         raise UnsupportedImageError("the upload is empty; send a JPEG, PNG, WebP, GIF, BMP or TIFF image")
     try:

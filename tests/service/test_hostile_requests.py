@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -188,3 +189,12 @@ def test_json_with_a_bom_or_in_utf16_still_parses_as_before(client) -> None:  # 
     for encoded in (b"\xef\xbb\xbf" + body.encode(), body.encode("utf-16")):
         response = client.post("/v1/classify", content=encoded, headers={"content-type": "application/json"})
         assert response.status_code == 200 and len(response.json()["results"][0]["predictions"]) == 2
+
+
+def test_a_json_image_over_the_limit_is_refused_by_its_size(tmp_path: Path) -> None:
+    big = base64.b64encode(os.urandom(5000)).decode()  # long enough to be taken out of the body undecoded
+    with running_client(tmp_path, max_upload_bytes=4096, max_images_per_request=2) as client:
+        response = client.post("/v1/classify", json={"images": [base64.b64encode(PNG).decode(), big]})
+        ok, refused = response.json()["results"]
+        assert "predictions" in ok and (refused["status"], refused["error"]["code"]) == (413, "payload_too_large")
+        assert "upload is 5,000 bytes; the limit is 4,096 bytes" in refused["error"]["message"]

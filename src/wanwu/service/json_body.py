@@ -15,6 +15,7 @@ import base64
 import binascii
 import json
 import re
+from dataclasses import dataclass
 
 from wanwu.service.errors import InvalidRequestError
 
@@ -31,7 +32,12 @@ _MARKER = "\x00blob:"
 INVALID = object()  # a blob that is not valid base64: reported with its image's index later
 
 
-def parse_classify_json(body: bytearray, max_blobs: int) -> tuple[object, dict[str, object]]:
+@dataclass(frozen=True)
+class Oversize:
+    size: int  # the image's bytes, from its base64 length
+
+
+def parse_classify_json(body: bytearray, max_blobs: int, max_image_bytes: int) -> tuple[object, dict[str, object]]:
     """(payload, blobs): the parsed body, whose image strings may be markers, and the marker → bytes map.
 
     ``body`` is emptied. Raises ``InvalidRequestError`` for a body that is not a JSON classify request.
@@ -42,7 +48,7 @@ def parse_classify_json(body: bytearray, max_blobs: int) -> tuple[object, dict[s
             f"the JSON body has {structure:,} brackets, commas and colons; a classify request needs a few per image "
             f"(limit {MAX_JSON_STRUCTURE:,})"
         )
-    blobs = _take_blobs(body, max_blobs)
+    blobs = _take_blobs(body, max_blobs, max_image_bytes)
     try:
         text = body.decode(json.detect_encoding(body), "surrogatepass")  # as json.loads(bytes) does: BOM, UTF-16
     except UnicodeDecodeError as err:
@@ -59,25 +65,32 @@ def parse_classify_json(body: bytearray, max_blobs: int) -> tuple[object, dict[s
     return payload, blobs
 
 
-def _take_blobs(body: bytearray, max_blobs: int) -> dict[str, object]:
+def _take_blobs(body: bytearray, max_blobs: int, max_image_bytes: int) -> dict[str, object]:
     spans = [m.span() + m.span(1) for m in _BLOB.finditer(body)][:max_blobs]
     blobs: dict[str, object] = {}
     pieces: list[bytes] = []
     for number in range(len(spans) - 1, -1, -1):
         start, end, data_start, data_end = spans[number]
-        with memoryview(body) as view:  # no copy of the text: decoded straight from the body
-            try:
-                blobs[f"{_MARKER}{number}"] = binascii.a2b_base64(view[data_start:data_end], strict_mode=True)
-            except binascii.Error:
-                blobs[f"{_MARKER}{number}"] = INVALID
+        size = (data_end - data_start) * 3 // 4 - body.count(b"=", max(data_start, data_end - 2), data_end)
+        if size > max_image_bytes:  # refused by its size (413) without decoding it
+            blobs[f"{_MARKER}{number}"] = Oversize(size)
+        else:
+            with memoryview(body) as view:  # no copy of the text: decoded straight from the body
+                try:
+                    blobs[f"{_MARKER}{number}"] = binascii.a2b_base64(view[data_start:data_end], strict_mode=True)
+                except binascii.Error:
+                    blobs[f"{_MARKER}{number}"] = INVALID
         pieces.append(f'"\\u0000blob:{number}"'.encode() + bytes(body[end:]))
         del body[start:]  # below half its allocation, the bytearray is reallocated smaller: memory goes back
     body.extend(b"".join(reversed(pieces)))
     return blobs
 
 
-def image_bytes(entry: object, index: int, blobs: dict[str, object]) -> tuple[str | None, bytes]:
-    """(filename, data) of ``images[index]``: a base64 string, a data: URL or ``{"data": ..., "filename": ...}``."""
+def image_bytes(entry: object, index: int, blobs: dict[str, object]) -> tuple[str | None, bytes, int]:
+    """(filename, data, size) of ``images[index]``: a base64 string, a data: URL or ``{"data": ..., "filename": ...}``.
+
+    An image over the size limit comes back as (filename, b"", its size): it was never decoded.
+    """
     filename = None
     if isinstance(entry, dict):
         filename = entry.get("filename") if isinstance(entry.get("filename"), str) else None
@@ -85,9 +98,11 @@ def image_bytes(entry: object, index: int, blobs: dict[str, object]) -> tuple[st
     if not isinstance(entry, str):
         raise InvalidRequestError(f"images[{index}] must be a base64 string or {{\"data\": \"<base64>\"}}")
     data = blobs.get(entry) if entry.startswith(_MARKER) else _decode(entry)
+    if isinstance(data, Oversize):
+        return filename, b"", data.size
     if not isinstance(data, bytes):
         raise InvalidRequestError(f"images[{index}] is not valid base64")
-    return filename, data
+    return filename, data, -1
 
 
 def is_marker(value: object) -> bool:

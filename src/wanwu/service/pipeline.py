@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from wanwu.classifier import Classifier
+from wanwu.preprocess import check_upload_size
 from wanwu.ranking import Ranked, label, rank
 from wanwu.service.batcher import BatchResult, MicroBatcher, QueueFullError
 from wanwu.service.cache import ResultCache
@@ -35,6 +36,7 @@ class Pipeline:
 
     async def classify(self, upload: Upload, options: ClassifyOptions) -> dict:
         started = time.perf_counter()
+        check_upload_size(upload.nbytes, self.settings.image_limits())
         digest = hashlib.sha256(upload.data).hexdigest()
         key = self.cache_prefix + digest
         ranked = await self.cache.get(key)

@@ -45,6 +45,11 @@ OPTION_FIELDS = ("top_k", "min_score", "lang", "model")
 class Upload:
     filename: str | None
     data: bytes
+    size: int = -1  # bytes of the image; set (with empty ``data``) where it was over the limit and never decoded
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.data) if self.size < 0 else self.size
 
 
 class _InMemoryParser(MultiPartParser):
@@ -141,7 +146,9 @@ async def _read_json(request: Request, settings: ServiceSettings, limit: int, hi
     async for chunk in _limited(request, limit, hint):
         body += chunk
     try:
-        payload, blobs = await asyncio.to_thread(parse_classify_json, body, settings.max_images_per_request)
+        payload, blobs = await asyncio.to_thread(
+            parse_classify_json, body, settings.max_images_per_request, settings.max_upload_bytes
+        )
     except InvalidRequestError as err:
         raise InvalidRequestError(f"{err}; {HOW_TO_SEND}") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("images"), list):
