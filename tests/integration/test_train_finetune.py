@@ -125,3 +125,14 @@ def test_an_interrupted_export_leaves_the_store_as_it_was(tuned: dict, home: Pat
     args = ["--home", str(home), "train", str(data), "--name", "tuned", "--mode", "finetune", "--epochs", "1", "--no-refit"]
     assert main(args) == 130
     assert sorted(p.name for p in trained_dir(home).iterdir()) == before
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--mode", "finetune", "--blocks", "17"], "--blocks must be between 0 and 16"),
+    (["--blocks", "2"], "--blocks is for --mode finetune"),
+])
+def test_blocks_it_cannot_train_are_a_clear_error(home: Path, data: Path, extra: list[str], message: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    before = sorted(p.name for p in trained_dir(home).iterdir()) if trained_dir(home).is_dir() else []
+    assert main(["--home", str(home), "train", str(data), "--name", "tuned", *extra]) == 1
+    assert message in capsys.readouterr().err
+    assert (sorted(p.name for p in trained_dir(home).iterdir()) if trained_dir(home).is_dir() else []) == before

@@ -131,6 +131,7 @@ def finetune(run: Run, home: Path, reporter: Reporter) -> None:
     """Activations, then the tail: ``run.tail``, ``run.finetune`` (what was trained, epoch by epoch), metrics."""
     import torch
 
+    _new_tail(run)  # a --blocks the base does not have fails here, before any image is read
     store = _activations(run, reporter)
     config = TailConfig(max_epochs=run.options.epochs or TailConfig.max_epochs, seed=run.options.seed)
     threads = torch.get_num_threads()

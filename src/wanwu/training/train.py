@@ -114,6 +114,8 @@ def train(options: TrainOptions, home: Path, reporter: Reporter | None = None) -
     check_name(options.name)
     if options.mode not in MODES:
         raise WanwuError(f"--mode must be one of {', '.join(MODES)}; got {options.mode!r}")
+    if options.blocks is not None and options.mode != "finetune":
+        raise WanwuError("--blocks is for --mode finetune (head mode trains no block of the base)")
     started = time.perf_counter()
     data = prepare(options.data, options.labels, options.val, options.val_split, options.seed, reporter)
     base = _base(options, home)
