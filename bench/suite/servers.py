@@ -41,6 +41,8 @@ class Variant:
 VARIANTS = {
     "wanwu": Variant(),
     "wanwu auto": Variant(precision="auto"),  # the default: the fastest ready precision on this CPU
+    "wanwu auto w0": Variant(precision="auto", extra=("--max-wait-ms", "0")),
+    "wanwu auto 2w": Variant(precision="auto", extra=("--inference-workers", "2")),
     "wanwu ort": Variant(engine="onnxruntime"),
     "wanwu w0": Variant(extra=("--max-wait-ms", "0")),
     "wanwu 2w": Variant(extra=("--inference-workers", "2")),
