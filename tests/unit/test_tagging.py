@@ -307,3 +307,30 @@ def test_a_library_of_hostile_files_gets_one_record_each(tmp_path: Path, run) ->
     assert len(records) == len(cases) == summary.tagged + summary.reused + summary.failed
     assert not {"worker_crashed", "decode_failed"} & set(summary.errors), summary.errors
     assert all((r["error"] is None) == bool(r["predictions"]) for r in records)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_recorded_size_is_upright_and_a_png_is_decoded_once(fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.helpers import encode, gradient_image
+    from wanwu.models import get_model_spec
+    from wanwu.tagging.decode import decode_crop
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90°: a viewer sees it 40 wide, 80 high
+    data = encode(gradient_image(80, 40), fmt, exif=exif.tobytes())
+    plain = encode(gradient_image(80, 40), fmt)
+    settings = DecodeSettings(get_model_spec("efficientnet_lite0").preprocessing)
+    from PIL import PngImagePlugin
+
+    decodes = []
+    original = PngImagePlugin.PngImageFile.load
+
+    def counting_load(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        decodes.extend([1] if self.tile else [])  # a load with tiles left decodes pixels; later ones return at once
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", counting_load)
+    assert decode_crop(data, settings)[1:] == (40, 80)
+    assert decode_crop(plain, settings)[1:] == (80, 40)
+    if fmt == "PNG":
+        assert len(decodes) == 2  # one decode per file: the size comes from the header

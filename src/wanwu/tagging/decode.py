@@ -62,7 +62,15 @@ class Loaded:
 def _upright_size(data: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(data)) as img:
         width, height = img.size
-        return (height, width) if img.getexif().get(0x0112) in _ROTATED else (width, height)
+        if img.format == "PNG":
+            # PNG's getexif() decodes every pixel to look for an eXIf chunk after them (the PNG spec puts it
+            # before IDAT, where Pillow has already read it): a second decode of every PNG, ~5 % of tagging's CPU
+            exif = Image.Exif()
+            if raw := img.info.get("exif"):
+                exif.load(raw)
+        else:
+            exif = img.getexif()
+        return (height, width) if exif.get(0x0112) in _ROTATED else (width, height)
 
 
 def decode_crop(data: bytes, settings: DecodeSettings) -> tuple[np.ndarray, int, int]:
