@@ -137,3 +137,17 @@ def require_module(name: str) -> ModuleType:
         return importlib.import_module(name)
     except ImportError as exc:
         missing(f"{name} is not installed ({exc}); `make setup` installs it")
+
+
+def int8_view(model_name: str, home: Path):  # type: ignore[no-untyped-def]
+    """What `wanwu quantize` sees of a model: (its batch-dynamic OpenVINO graph, that graph's output shape at
+    batch 4, the layers it keeps in fp32)."""
+    import openvino as ov
+
+    from wanwu.classifier import open_model
+    from wanwu.precision.int8 import _static_spatial_model, keep_fp32
+
+    source = open_model(model_name, home)
+    model = _static_spatial_model(ov.Core(), source.onnx_path(), 224)
+    out = ov.Core().compile_model(model, "CPU")(np.zeros((4, 3, 224, 224), np.float32))[0]
+    return model, out.shape, keep_fp32(source)

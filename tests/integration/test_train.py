@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import int8_view
 from tests.shapes import SHAPES, write_shapes
 from wanwu.classifier import Classifier, open_model
 from wanwu.cli import main
@@ -180,13 +181,6 @@ def test_one_class_is_a_clear_error(home: Path, tmp_path: Path, capsys) -> None:
 
 def test_quantize_keeps_a_trained_graphs_batch_and_its_head_in_fp32(trained: dict, home: Path) -> None:
     """`wanwu quantize` folds constants at batch 1: the head's input must stay batch-dynamic (it collapsed once)."""
-    import openvino as ov
-
-    from wanwu.precision.int8 import _static_spatial_model, keep_fp32
-
-    source = open_model("shapes@1", home)
-    model = _static_spatial_model(ov.Core(), source.onnx_path(), 224)
-    out = ov.Core().compile_model(model, "CPU")(np.zeros((4, 3, 224, 224), np.float32))[0]
-    assert out.shape == (4, 3)
-    kept = keep_fp32(source)
+    _, shape, kept = int8_view("shapes@1", home)
+    assert shape == (4, 3)
     assert "/_fc/Gemm/WithoutBiases" in kept and "/_conv_stem/Conv/WithoutBiases" in kept  # the head, and the base's

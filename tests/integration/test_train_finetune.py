@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import int8_view
 from tests.shapes import write_shapes
 from wanwu.classifier import Classifier, open_model
 from wanwu.cli import main
@@ -98,15 +99,8 @@ def test_predict_speaks_the_same_json_contract(tuned: dict, home: Path, test_set
 
 
 def test_quantize_sees_a_batch_dynamic_graph_and_keeps_its_head_in_fp32(tuned: dict, home: Path) -> None:
-    import openvino as ov
-
-    from wanwu.precision.int8 import _static_spatial_model, keep_fp32
-
-    source = open_model("tuned@1", home)
-    model = _static_spatial_model(ov.Core(), source.onnx_path(), 224)
-    out = ov.Core().compile_model(model, "CPU")(np.zeros((4, 3, 224, 224), np.float32))[0]
-    assert out.shape == (4, 3)
-    kept = keep_fp32(source)
+    model, shape, kept = int8_view("tuned@1", home)
+    assert shape == (4, 3)
     assert tuned["head"]["node"] == "/_fc/Gemm" and "/_fc/Gemm/WithoutBiases" in kept
     assert not any(k.startswith("head/") for k in kept)  # no signed sqrt in a fine-tuned graph
     names = {op.get_friendly_name() for op in model.get_ops()}
