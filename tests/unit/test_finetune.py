@@ -9,7 +9,7 @@ import torch
 
 from wanwu.models.efficientnet import efficientnet_lite0
 from wanwu.models.resnet import resnet18
-from wanwu.models.split import block_count, joined, merged, split
+from wanwu.models.split import Tail, Trunk, block_count, merged
 from wanwu.training.data import Sample
 from wanwu.training.finetune import Activations
 from wanwu.training.tail import TailConfig, fit_tail, predict
@@ -27,10 +27,10 @@ def test_trunk_then_tail_is_the_model(build, blocks: int) -> None:  # type: igno
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         expected = model(x)
-        trunk, tail = split(model, blocks, 1000)
+        trunk, tail = Trunk(model, blocks).eval(), Tail(model, blocks, 1000).eval()
         fc = model._fc if hasattr(model, "_fc") else model.fc
         tail.fc.load_state_dict(fc.state_dict())
-        got = joined(trunk, tail)(x)
+        got = tail(trunk(x))
     assert len(trunk.blocks) + len(tail.blocks) == block_count(model)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
 
@@ -40,12 +40,12 @@ def test_the_merged_model_is_trunk_then_tail_with_the_bases_module_names(build) 
     torch.manual_seed(0)
     model = build(num_classes=1000).eval()
     names = {n for n, _ in model.named_modules()}
-    trunk, tail = split(model, 2, 5)
+    trunk, tail = Trunk(model, 2).eval(), Tail(model, 2, 5).eval()
     with torch.no_grad():
         for p in tail.parameters():  # as if trained: the tail's blocks are the model's own modules
             p.add_(0.01 * torch.randn_like(p))
         x = torch.randn(2, 3, 224, 224)
-        expected = joined(trunk, tail)(x)
+        expected = tail(trunk(x))
         fine = merged(model, tail)
         got = fine(x)
     assert got.shape == (2, 5) and {n for n, _ in fine.named_modules()} == names
@@ -54,7 +54,7 @@ def test_the_merged_model_is_trunk_then_tail_with_the_bases_module_names(build) 
 
 def test_too_many_blocks_is_a_clear_error() -> None:
     with pytest.raises(Exception, match="--blocks must be between 0 and 16"):
-        split(efficientnet_lite0(), 17, 3)
+        Tail(efficientnet_lite0(), 17, 3)
 
 
 class _Tiny(torch.nn.Module):

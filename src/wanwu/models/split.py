@@ -83,20 +83,9 @@ class Tail(nn.Module):
         return self.fc(self.dropout(x))
 
 
-def split(model: nn.Module, blocks: int, classes: int) -> tuple[Trunk, Tail]:
-    """``model`` (the base, weights loaded) -> (trunk, tail) sharing its modules; the tail's ``Linear`` is new."""
-    tail = Tail(model, blocks, classes)
-    return Trunk(model, blocks), tail
-
-
-def joined(trunk: nn.Module, tail: nn.Module) -> nn.Module:
-    """The whole model again, in eval mode (what is exported to ONNX and what the torch engine runs)."""
-    return nn.Sequential(trunk, tail).eval()
-
-
 def merged(model: nn.Module, tail: Tail) -> nn.Module:
     """The base ``model`` with the tail's new ``Linear`` as its classifier, in eval mode: the tail's blocks already are
-    the model's own modules (``split`` shares them), so this is the fine-tuned model with the base's module names
+    the model's own modules (``Tail`` shares them), so this is the fine-tuned model with the base's module names
     (an ONNX export names its nodes as the base's export does: ``wanwu quantize``'s per-layer choices still apply)."""
     if _is_efficientnet(model):
         model._fc = tail.fc
