@@ -71,16 +71,17 @@ def _take_blobs(body: bytearray, max_blobs: int, max_image_bytes: int) -> dict[s
     pieces: list[bytes] = []
     for number in range(len(spans) - 1, -1, -1):
         start, end, data_start, data_end = spans[number]
+        key = f"{_MARKER}{number}"
         size = (data_end - data_start) * 3 // 4 - body.count(b"=", max(data_start, data_end - 2), data_end)
         if size > max_image_bytes:  # refused by its size (413) without decoding it
-            blobs[f"{_MARKER}{number}"] = Oversize(size)
+            blobs[key] = Oversize(size)
         else:
             with memoryview(body) as view:  # no copy of the text: decoded straight from the body
                 try:
-                    blobs[f"{_MARKER}{number}"] = binascii.a2b_base64(view[data_start:data_end], strict_mode=True)
+                    blobs[key] = binascii.a2b_base64(view[data_start:data_end], strict_mode=True)
                 except binascii.Error:
-                    blobs[f"{_MARKER}{number}"] = INVALID
-        pieces.append(f'"\\u0000blob:{number}"'.encode() + bytes(body[end:]))
+                    blobs[key] = INVALID
+        pieces.append(json.dumps(key).encode() + bytes(body[end:]))  # the marker as a JSON string: "\u0000blob:N"
         del body[start:]  # below half its allocation, the bytearray is reallocated smaller: memory goes back
     body.extend(b"".join(reversed(pieces)))
     return blobs
