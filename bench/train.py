@@ -68,6 +68,7 @@ def main() -> int:
     ap.add_argument("--val-split", default="0.2")
     ap.add_argument("--augment", default="auto", choices=("auto", "none", "flip", "all"))
     ap.add_argument("--mode", default="head", choices=("head", "finetune"))
+    ap.add_argument("--features", default="auto", choices=("auto", "global", "pyramid"), help="head mode: passed to wanwu train")
     ap.add_argument("--epochs", help="passed to wanwu train (head: L-BFGS iterations; finetune: most epochs)")
     ap.add_argument("--blocks", help="finetune: how many of the base's last blocks train")
     ap.add_argument("--no-refit", action="store_true", help="passed to wanwu train")
@@ -88,9 +89,11 @@ def main() -> int:
     print(f"wrote {len(picked)} training and 10,000 test PNGs in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     export_s, _ = wanwu(home, "export", args.base, "--engine", "openvino")
     extra = ["--base", args.base, "--val-split", args.val_split, "--augment", args.augment, "--mode", args.mode]
+    extra += ["--features", args.features] if args.mode == "head" else []
     extra += [*(["--epochs", args.epochs] if args.epochs else []), *(["--blocks", args.blocks] if args.blocks else []),
               *(["--no-refit"] if args.no_refit else [])]
-    out: dict = {"threads": args.threads, "base": args.base, "augment": args.augment, "mode": args.mode, "train_args": extra,
+    out: dict = {"threads": args.threads, "base": args.base, "augment": args.augment, "mode": args.mode,
+                 "features": args.features, "train_args": extra,
                  "load_average_before": os.getloadavg(), "cpu": _cpu(), "base_export_s": round(export_s, 1), "runs": {}}
     if not args.full_only:
         _subset_runs(out, args, home, data, (images, labels), test, extra, len(picked))

@@ -60,6 +60,9 @@ def add_train_parser(sub) -> None:  # type: ignore[no-untyped-def]
                        help="extra views of each training image: flip, all (flips and zoomed crops); auto: all below 500 images")
     train.add_argument("--crop", choices=("full", "center"), default="full",
                        help="full: the whole shorter side (default); center: the base model's ImageNet crop")
+    train.add_argument("--features", choices=("auto", "global", "pyramid"), default="auto",
+                       help="head: what the head reads: global (the base's embedding), pyramid (also a 3x3 grid of "
+                       "averages of its last two maps: where things are; 11.5x wider); auto: pyramid below 10,000 images")
     train.add_argument("--l2", type=float, default=0.03, help="L2 penalty of the head (default 0.03)")
     train.add_argument("--no-refit", dest="refit", action="store_false",
                        help="store the head fitted on the training images only (default: measure it on the "
@@ -112,7 +115,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = TrainOptions(
         data=args.data, name=args.name, base=args.base, val=args.val, val_split=args.val_split, seed=args.seed,
         labels=args.labels, augment=args.augment, crop=args.crop, mode=args.mode, epochs=args.epochs, blocks=args.blocks,
-        l2=args.l2, refit=args.refit, engine=args.engine, threads=args.threads,
+        features=args.features, l2=args.l2, refit=args.refit, engine=args.engine, threads=args.threads,
         command=("wanwu", *getattr(args, "argv", sys.argv[1:])),
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())

@@ -76,6 +76,10 @@ def test_the_version_holds_everything_it_needs(trained: dict, home: Path, data: 
     assert len(m["confusion"]) == 3 and len(m["per_class"]) == 3
     assert 0 < trained["unknown"]["threshold"] < 1
     assert trained["head"]["fitted_on"] == "train+val" and trained["head"]["transform"] == "signed_sqrt"
+    features = trained["head"]["features"]  # a small set: pyramid features (global average + 3x3 cells of two maps)
+    assert features["kind"] == "pyramid" and features["grid"] == 3 and trained["extraction"]["features"] == "pyramid"
+    assert [m["shape"] for m in features["maps"]] == [[1280, 7, 7], [192, 7, 7]]
+    assert trained["head"]["embedding_size"] == (1280 + 192) * 10
     rows = (path / "images.tsv").read_text().splitlines()
     assert rows[0] == "split\tclass\tsha256\tpath" and len(rows) == 1 + trained["data"]["train_images"] + m["images"]
 
@@ -103,7 +107,7 @@ def test_every_engine_runs_the_trained_model_like_features_plus_head(trained: di
         logits[engine] = classifier.logits(pixels)
     source = open_model("shapes@1", home)
     weight, bias = source.head()  # type: ignore[attr-defined]
-    features_source = feature_source(open_model("efficientnet_lite0", home))
+    features_source = feature_source(open_model("efficientnet_lite0", home), source.features)  # type: ignore[attr-defined]
     features = create_engine("onnxruntime", features_source, threads=2).run(pixels)
     np.testing.assert_allclose(create_engine("torch", features_source, threads=2).run(pixels), features, atol=1e-3)
     expected = Head(weight, bias, 0, 0.0).logits(features)

@@ -32,6 +32,12 @@ def block_count(model: nn.Module) -> int:
     return len(_blocks(model))
 
 
+def last_block_name(model: nn.Module) -> str:
+    """The last block's module name (``_blocks.15``, ``layer4.1``): its ONNX nodes are named ``.../<name>/...``."""
+    last = _blocks(model)[-1]
+    return next(name for name, module in model.named_modules() if module is last)
+
+
 class Trunk(nn.Module):
     """The frozen part: ``images -> the activations that feed the tail``."""
 
@@ -75,11 +81,14 @@ class Tail(nn.Module):
             fc = model.fc
         self.fc = nn.Linear(fc.in_features, classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def last_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The blocks and the head conv: the feature map the base pools into its embedding."""
         for block, rate in zip(self.blocks, self.rates, strict=True):
             x = block(x, drop_connect_rate=rate) if self.efficientnet else block(x)
-        x = self.conv_head(x)
-        x = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return self.conv_head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(nn.functional.adaptive_avg_pool2d(self.last_map(x), 1), 1)
         return self.fc(self.dropout(x))
 
 

@@ -4,10 +4,15 @@ Every registered model ends in one ``Gemm`` (the final ``Linear``) whose input i
 penultimate-layer embedding. Cutting that node gives the feature model that training runs on the
 fast engines; swapping its weight and bias for a trained head gives a trained model as one ONNX
 graph, so every engine, precision and parity check runs it unchanged.
+
+Two kinds of features: ``global``, the base's own embedding (the last feature map, globally averaged), and
+``pyramid``, which also keeps *where* things are: the global average and a 3×3 grid of cell averages of the
+last feature map and of the last block's input (the same pooling as ``wanwu.models.pyramid.PyramidFeatures``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -21,6 +26,8 @@ if TYPE_CHECKING:
     import onnx
 
 FEATURES_OUTPUT = "features"
+PYRAMID_GRID = 3  # cells per side; the torch twin is ``wanwu.models.pyramid.GRID``
+MAPS_KEY = "wanwu.pyramid_maps"  # metadata of a pyramid features model: the two maps it pools (JSON list)
 
 
 def _final_gemm(model: onnx.ModelProto) -> tuple[int, onnx.NodeProto]:
@@ -56,40 +63,118 @@ def embedding_size(model: onnx.ModelProto) -> int:
     return int(weight.shape[1] if _trans_b(gemm) else weight.shape[0])
 
 
-def features_model(base: onnx.ModelProto) -> onnx.ModelProto:
-    """The base without its final layer: ``images -> features (N, D)``."""
+def features_model(base: onnx.ModelProto, maps: list[dict] | None = None) -> onnx.ModelProto:
+    """The base without its final layer: ``images -> features (N, D)``; with ``maps`` (``{"tensor": name, "shape":
+    [C, H, W]}`` of the last feature map and of the last block's input, see ``pyramid_maps``) the pyramid features of
+    those maps, which are written into the model's metadata (``MAPS_KEY``, read back by ``feature_maps``)."""
     import onnx
 
     model = onnx.ModelProto()
     model.CopyFrom(base)
     index, gemm = _final_gemm(model)
-    size = embedding_size(model)
-    features, dropped = gemm.input[0], set(gemm.input[1:])  # read before the node is deleted
+    features, size, nodes = gemm.input[0], embedding_size(model), []
+    if maps:
+        nodes, features, size = _pyramid_nodes(maps)
+        model.metadata_props.add(key=MAPS_KEY, value=json.dumps(maps))
     del model.graph.node[index]
-    keep = [t for t in model.graph.initializer if t.name not in dropped]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(keep)
-    model.graph.node.append(onnx.helper.make_node("Identity", [features], [FEATURES_OUTPUT]))
+    _insert(model, index, [*nodes, onnx.helper.make_node("Identity", [features], [FEATURES_OUTPUT])])
     del model.graph.output[:]
     model.graph.output.append(onnx.helper.make_tensor_value_info(FEATURES_OUTPUT, onnx.TensorProto.FLOAT, ["batch", size]))
+    _prune(model)  # the classifier's weights (and, for the pyramid, the base's own pooling) are no longer read
+    onnx.checker.check_model(model)
     return model
 
 
-def _insert_signed_sqrt(model: onnx.ModelProto, index: int, gemm: onnx.NodeProto) -> None:
+def pyramid_maps(model: onnx.ModelProto, block_scope: str) -> list[str]:
+    """``[the last feature map, the last block's input]``: the map the base's global average pool reads, and the one
+    tensor that enters the nodes named ``.../<block_scope>/...`` from outside (the exporter names a node by the
+    path of module names it ran in: ``/_blocks.15/_project_conv/Conv``, ``/layer4/layer4.1/conv1/Conv``)."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    node = producers.get(_final_gemm(model)[1].input[0])
+    while node is not None and node.op_type in ("Reshape", "Flatten", "Squeeze"):
+        node = producers.get(node.input[0])
+    if node is None or node.op_type != "GlobalAveragePool":
+        raise WanwuError("pyramid features need a base whose embedding is a GlobalAveragePool of its last feature map")
+    inside = [n for n in model.graph.node if f"/{block_scope}/" in n.name]
+    made = {o for n in inside for o in n.output}
+    constants = {t.name for t in model.graph.initializer}
+    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    entering = {i for n in inside for i in n.input if i and i not in made and i not in constants}
+    if len(entering) != 1:
+        raise WanwuError(f"the base's block {block_scope!r} should read one tensor, found {sorted(entering)}")
+    return [node.input[0], entering.pop()]
+
+
+def feature_maps(model: onnx.ModelProto) -> list[dict] | None:
+    """The maps a pyramid features model pools (None: a global one)."""
+    found = [p.value for p in model.metadata_props if p.key == MAPS_KEY]
+    return json.loads(found[0]) if found else None
+
+
+def _grid(side: int, grid: int) -> tuple[int, int]:
+    """(kernel, stride) of an AveragePool whose cells are adaptive average pooling's ``grid`` bins on ``side``
+    (bin i spans floor(i·side/grid) to ceil((i+1)·side/grid)); 7 -> (3, 2), 9 -> (3, 3)."""
+    starts = [i * side // grid for i in range(grid)]
+    ends = [-(-(i + 1) * side // grid) for i in range(grid)]
+    sizes = {e - s for s, e in zip(starts, ends, strict=True)}
+    steps = {b - a for a, b in zip(starts, starts[1:], strict=False)}
+    if len(sizes) != 1 or len(steps) > 1:
+        raise WanwuError(f"a {side}-pixel feature map does not split into {grid} equal cells")
+    return sizes.pop(), steps.pop() if steps else 1
+
+
+def _pyramid_nodes(maps: list[dict]) -> tuple[list[onnx.NodeProto], str, int]:
+    """(nodes, their output, its width): per map, its global average, then its 3×3 cell averages (channel-major,
+    as torch's ``flatten`` of ``adaptive_avg_pool2d(x, 3)``); all concatenated. Flatten keeps the batch dynamic."""
+    import onnx
+
+    make, nodes, parts, size = onnx.helper.make_node, [], [], 0
+    for i, (name, (channels, height, width)) in enumerate((m["tensor"], m["shape"]) for m in maps):
+        (kh, sh), (kw, sw) = _grid(height, PYRAMID_GRID), _grid(width, PYRAMID_GRID)
+        tag = f"features/map{i}"
+        nodes += [make("GlobalAveragePool", [name], [f"{tag}/global"], name=f"{tag}/global"),
+                  make("Flatten", [f"{tag}/global"], [f"{tag}/global_flat"], name=f"{tag}/global_flat", axis=1),
+                  make("AveragePool", [name], [f"{tag}/grid"], name=f"{tag}/grid", kernel_shape=[kh, kw], strides=[sh, sw]),
+                  make("Flatten", [f"{tag}/grid"], [f"{tag}/grid_flat"], name=f"{tag}/grid_flat", axis=1)]
+        parts += [f"{tag}/global_flat", f"{tag}/grid_flat"]
+        size += channels * (1 + PYRAMID_GRID * PYRAMID_GRID)
+    nodes.append(make("Concat", parts, ["features/pyramid"], name="features/pyramid", axis=1))
+    return nodes, "features/pyramid", size
+
+
+def _insert(model: onnx.ModelProto, index: int, nodes: list[onnx.NodeProto]) -> None:
+    existing = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend([*existing[:index], *nodes, *existing[index:]])
+
+
+def _prune(model: onnx.ModelProto) -> None:
+    """Drops the nodes and initializers no graph output depends on."""
+    needed = {o.name for o in model.graph.output}
+    keep = []
+    for node in reversed(model.graph.node):
+        if any(o in needed for o in node.output):
+            keep.append(node)
+            needed.update(node.input)
+    nodes = list(reversed(keep))
+    initializers = [t for t in model.graph.initializer if t.name in needed]
+    del model.graph.node[:], model.graph.initializer[:]
+    model.graph.node.extend(nodes)
+    model.graph.initializer.extend(initializers)
+
+
+def _signed_sqrt_nodes(gemm: onnx.NodeProto) -> list[onnx.NodeProto]:
     """``sign(x) * sqrt(|x|)`` on the Gemm's input, as the head was trained (``wanwu.training.head``)."""
     import onnx
 
     x = gemm.input[0]
-    nodes = [
+    gemm.input[0] = "head/signed_sqrt"
+    return [
         onnx.helper.make_node("Abs", [x], ["head/abs"]),
         onnx.helper.make_node("Sqrt", ["head/abs"], ["head/sqrt"]),
         onnx.helper.make_node("Sign", [x], ["head/sign"]),
         onnx.helper.make_node("Mul", ["head/sign", "head/sqrt"], ["head/signed_sqrt"]),
     ]
-    gemm.input[0] = "head/signed_sqrt"
-    existing = list(model.graph.node)
-    del model.graph.node[:]
-    model.graph.node.extend([*existing[:index], *nodes, *existing[index:]])
 
 
 def _flatten_input(model: onnx.ModelProto, gemm: onnx.NodeProto) -> None:
@@ -114,9 +199,11 @@ def flatten_head_input(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def with_head(base: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray, transform: str | None = None) -> onnx.ModelProto:
+def with_head(base: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray, transform: str | None = None,
+              maps: list[dict] | None = None) -> onnx.ModelProto:
     """The base with its final layer replaced: ``weight`` ``(classes, D)``, ``bias`` ``(classes,)``,
-    applied after ``transform`` (``signed_sqrt`` or None)."""
+    applied after ``transform`` (``signed_sqrt`` or None) to the base's embedding, or (``maps``, from
+    ``feature_maps``) to the pyramid features of those maps. The final Gemm keeps its name."""
     import onnx
     import onnx.numpy_helper
 
@@ -125,8 +212,9 @@ def with_head(base: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray, trans
     index, gemm = _final_gemm(model)
     if transform not in (None, "signed_sqrt"):
         raise ValueError(f"unknown feature transform {transform!r}")
-    if weight.shape[1] != embedding_size(model) or bias.shape != (weight.shape[0],):
-        raise ValueError(f"head {weight.shape} + {bias.shape} does not fit an embedding of {embedding_size(model)}")
+    nodes, features, size = _pyramid_nodes(maps) if maps else ([], gemm.input[0], embedding_size(model))
+    if weight.shape[1] != size or bias.shape != (weight.shape[0],):
+        raise ValueError(f"head {weight.shape} + {bias.shape} does not fit an embedding of {size}")
     tensors = _initializers(model)
     w = weight if _trans_b(gemm) else weight.T
     tensors[gemm.input[1]].CopyFrom(onnx.numpy_helper.from_array(np.ascontiguousarray(w, np.float32), gemm.input[1]))
@@ -134,9 +222,15 @@ def with_head(base: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray, trans
     dims = model.graph.output[0].type.tensor_type.shape.dim
     dims[-1].Clear()
     dims[-1].dim_value = weight.shape[0]
-    _flatten_input(model, gemm)
+    if maps:
+        gemm.input[0] = features
+    else:
+        _flatten_input(model, gemm)
     if transform == "signed_sqrt":
-        _insert_signed_sqrt(model, index, gemm)  # last: it rebuilds the node list (``gemm`` is stale after)
+        nodes += _signed_sqrt_nodes(gemm)
+    _insert(model, index, nodes)  # last: it rebuilds the node list (``gemm`` is stale after)
+    if maps:
+        _prune(model)  # the base's own pooling and the Reshape that fed the final layer
     onnx.checker.check_model(model)
     return model
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,33 +20,75 @@ from wanwu.models.registry import ModelSpec, Preprocessing, get_model_spec
 from wanwu.trained.store import Version, resolve
 from wanwu.weights import sha256_file
 
+if TYPE_CHECKING:
+    import onnx
+
 HEAD_FILE = "head.npz"
-FEATURES_DIR = "features"
+FEATURES_DIR = {"global": "features", "pyramid": "features-pyramid"}
 
 
 @dataclass(frozen=True)
 class FeatureSource(ModelSource):
-    """The base without its classifier layer (``images -> (N, D)`` embeddings); see ``feature_source``."""
+    """The base without its classifier layer (``images -> (N, D)`` features of ``kind``); see ``feature_source``."""
+
+    kind: str = "global"
 
     def torch_model(self):  # type: ignore[no-untyped-def]
         import torch
 
         model = super().torch_model()
+        if self.kind == "pyramid":
+            from wanwu.models.pyramid import PyramidFeatures
+
+            return PyramidFeatures(model).eval()
         name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
         parent = model.get_submodule(name.rpartition(".")[0])
         setattr(parent, name.rpartition(".")[2], torch.nn.Identity())
         return model
 
 
-def feature_source(base: ModelSource) -> ModelSource:
-    """The base's embeddings model: its ONNX export cut before the last layer, made once in its bundle
-    (``features/model.onnx``); the torch engine drops the last ``Linear`` instead."""
-    bundle = base.bundle / FEATURES_DIR
+def feature_source(base: ModelSource, kind: str = "global") -> FeatureSource:
+    """The base's features model: its ONNX export cut before the last layer (``pyramid``: with the pyramid pooling
+    in place of the base's own), made once in its bundle (``features[-pyramid]/model.onnx``); the torch engine
+    drops the last ``Linear`` (or runs ``PyramidFeatures``) instead."""
+    if kind not in FEATURES_DIR:
+        raise ValueError(f"unknown feature kind {kind!r}")
+    bundle = base.bundle / FEATURES_DIR[kind]
     if not (bundle / ONNX_FILE).is_file():
         from wanwu.trained import graph
 
-        graph.save_model(graph.features_model(graph.load_model(base.onnx_path())), bundle / ONNX_FILE)
-    return FeatureSource(base.spec, base.weights_sha256, bundle, base.weights)
+        onnx_model = graph.load_model(base.onnx_path())
+        maps = _pyramid_maps(base, onnx_model) if kind == "pyramid" else None
+        graph.save_model(graph.features_model(onnx_model, maps), bundle / ONNX_FILE)
+    return FeatureSource(base.spec, base.weights_sha256, bundle, base.weights, kind)
+
+
+def _pyramid_maps(base: ModelSource, onnx_model: onnx.ModelProto) -> list[dict]:
+    """The last feature map and the last block's input in the base's export, with their shapes (the exporter's graph
+    does not say them: EfficientNet's padding is computed): the block's name and the shapes come from the architecture
+    in torch (no weights are loaded), once per store."""
+    import torch
+
+    from wanwu.models.build import build_architecture
+    from wanwu.models.pyramid import map_shapes
+    from wanwu.models.split import last_block_name
+    from wanwu.trained import graph
+
+    arch = build_architecture(base.spec).eval()
+    height, width = (d.dim_value for d in onnx_model.graph.input[0].type.tensor_type.shape.dim[2:])
+    with torch.no_grad():
+        shapes = map_shapes(arch, height, width)
+    names = graph.pyramid_maps(onnx_model, last_block_name(arch))
+    return [{"tensor": name, "shape": list(shape)} for name, shape in zip(names, shapes, strict=True)]
+
+
+def pyramid_maps(base: ModelSource) -> list[dict]:
+    """The two maps of the base's ONNX export that its pyramid features pool (read from the features model)."""
+    from wanwu.trained import graph
+
+    maps = graph.feature_maps(graph.load_model(feature_source(base, "pyramid").onnx_path()))
+    assert maps is not None
+    return maps
 
 
 def preprocessing_from(data: dict) -> Preprocessing:
@@ -102,9 +145,15 @@ class TrainedSource(ModelSource):
             )
         return source
 
+    @property
+    def features(self) -> str:
+        """Head mode: the features the head reads (``global``, or ``pyramid``); versions before there was a choice: global."""
+        return (self.manifest["head"].get("features") or {}).get("kind", "global")
+
     def torch_model(self):  # type: ignore[no-untyped-def]
         """Head mode: the base from its checkpoint with the final ``Linear`` replaced by signed sqrt + the head (as in
-        the ONNX graph); finetune: the base with its fine-tuned tail (``wanwu.trained.finetuned``)."""
+        the ONNX graph; pyramid features: ``PyramidFeatures`` + signed sqrt + the head); finetune: the base with its
+        fine-tuned tail (``wanwu.trained.finetuned``)."""
         import torch
 
         if self.manifest.get("kind") == "finetune":
@@ -113,13 +162,17 @@ class TrainedSource(ModelSource):
             tensors = load_tensors(self.bundle / HEAD_FILE)
             return rebuild(self._base_source(), self.manifest["head"]["blocks"], len(self.manifest["classes"]), tensors)
         model = self._base_source().torch_model()
-        name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
-        parent = model.get_submodule(name.rpartition(".")[0])
         weight, bias = self.head()
         layer = torch.nn.Linear(weight.shape[1], weight.shape[0])
         with torch.no_grad():
             layer.weight.copy_(torch.from_numpy(weight))
             layer.bias.copy_(torch.from_numpy(bias))
+        if self.features == "pyramid":
+            from wanwu.models.pyramid import PyramidFeatures
+
+            return torch.nn.Sequential(PyramidFeatures(model), _signed_sqrt_module(), layer).eval()
+        name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+        parent = model.get_submodule(name.rpartition(".")[0])
         setattr(parent, name.rpartition(".")[2], torch.nn.Sequential(_signed_sqrt_module(), layer))
         return model.eval()
 

@@ -1,4 +1,4 @@
-"""Embeddings of training images: the base model's penultimate layer, on the fast engines, cached by content.
+"""Embeddings of training images: the base model's features (pooled last layers), on the fast engines, cached by content.
 
 A vector is keyed by the image's SHA-256 and the view (the centre crop, or a flipped or zoomed one
 for small sets), in a cache folder named by the base model and its weights' SHA-256, so a re-train
@@ -53,7 +53,8 @@ def view_pixels(data: bytes, pre: Preprocessing, views: tuple[str, ...], limits:
 
 
 class EmbeddingCache:
-    """``<home>/embeddings/<base>-<weights sha256[:16]>/``: append-only ``.npz`` shards of (key, vector)."""
+    """``<home>/embeddings/<base>-<weights sha256[:16]>-<preprocessing+features hash>[-<features>]/``: append-only
+    ``.npz`` shards of (key, vector)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -115,12 +116,21 @@ class EmbeddingCache:
         self._new = {}
 
 
-def cache_folder(home: Path, base: ModelSource, pre: Preprocessing) -> Path:
-    """Keyed by the weights and the preprocessing (another crop or interpolation is another embedding)."""
+# What a cached vector is, per feature kind: part of the cache folder's name, so vectors of another definition are
+# never mixed in. ``global`` is empty: its folders are the ones written before there was a choice (the same vectors).
+FEATURE_DEFINITIONS = {
+    "global": "",
+    "pyramid": "pyramid v1: [avg, 3x3 cell avg] of the last feature map, then of the last block's input",
+}
+
+
+def cache_folder(home: Path, base: ModelSource, pre: Preprocessing, features: str = "global") -> Path:
+    """Keyed by the weights, the preprocessing (another crop or interpolation is another embedding) and the features."""
     import hashlib
 
-    digest = hashlib.sha256(repr(pre).encode()).hexdigest()[:8]
-    return home / "embeddings" / f"{base.spec.name}-{base.weights_sha256[:16]}-{digest}"
+    digest = hashlib.sha256((repr(pre) + FEATURE_DEFINITIONS[features]).encode()).hexdigest()[:8]
+    suffix = "" if features == "global" else f"-{features}"
+    return home / "embeddings" / f"{base.spec.name}-{base.weights_sha256[:16]}-{digest}{suffix}"
 
 
 def _decoded(jobs: list[Job], pre: Preprocessing, limits: ImageLimits, workers: int) -> Iterator[tuple[Job, object]]:

@@ -50,7 +50,9 @@ def _summary(m: dict) -> str:
                    f"{m['data']['val_images']} validation ({m['data']['validation']})"),
         ("embeddings" if m.get("kind") != "finetune" else "activations",
          f"{ex['extracted']} extracted, {ex['cached']} from the cache"
-         + (f", {ex['images_per_s']} images/s on {ex['engine']}" if ex.get("images_per_s") else "")),
+         + (f", {ex['images_per_s']} images/s on {ex['engine']}" if ex.get("images_per_s") else "")
+         + (f"; {m['head']['features']['kind']} features ({m['head']['embedding_size']:,} floats)"
+            if "features" in m["head"] else "")),
         *_finetune_rows(m["head"]),
         ("stored model" if m.get("kind") == "finetune" else "stored head",
          "fitted on training + validation images, after the validation below (a held-out estimate)"

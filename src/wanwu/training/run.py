@@ -25,6 +25,7 @@ class TrainOptions:
     augment: str = "auto"  # auto | none | flip | all
     crop: str = "full"  # full: the whole shorter side; center: the base model's ImageNet crop
     mode: str = "head"
+    features: str = "auto"  # head: auto | global | pyramid (what the head reads; ``wanwu.trained.graph``)
     epochs: int | None = None  # head: most L-BFGS iterations; finetune: most epochs (it stops early on validation)
     blocks: int | None = None  # finetune: how many of the base's last blocks train (default: finetune.DEFAULT_BLOCKS)
     l2: float = HeadConfig.l2
@@ -43,6 +44,7 @@ class Run:
     base: ModelSource
     preprocessing: Preprocessing
     views: tuple[str, ...]
+    features: str = "global"  # head mode: the kind the head reads (``--features auto`` resolved)
     timings: dict[str, float] = field(default_factory=dict)
     extraction: dict = field(default_factory=dict)
     head: Head | None = None
@@ -52,4 +54,5 @@ class Run:
     refitted: bool = False  # the stored head was fitted on training + validation images
     tail: object | None = None  # finetune: the trained tail (a torch module, ``wanwu.models.split.Tail``)
     finetune: dict | None = None  # finetune: blocks, epochs, early stopping, the optimiser's settings
+    feature_maps: list[str] | None = None  # pyramid: the two tensors of the base's graph that are pooled
     head_node: str | None = None  # the head's Gemm in model.onnx (kept in fp32 by `wanwu quantize`)

@@ -11,8 +11,9 @@ import numpy as np
 
 from wanwu.artifacts import ONNX_FILE, export_onnx
 from wanwu.trained import finetuned, graph
-from wanwu.trained.source import HEAD_FILE
+from wanwu.trained.source import HEAD_FILE, pyramid_maps
 from wanwu.trained.store import Version, commit, new_partial
+from wanwu.training.embed import FEATURE_DEFINITIONS
 from wanwu.training.head import TRANSFORM
 from wanwu.training.report import render_report
 from wanwu.training.run import Run
@@ -47,7 +48,9 @@ def _write_model(folder: Path, run: Run) -> str:
         graph.save_model(onnx_model, folder / ONNX_FILE)
         return sha256_file(folder / ONNX_FILE)
     assert run.head is not None
-    onnx_model = graph.with_head(graph.load_model(run.base.onnx_path()), run.head.weight, run.head.bias, TRANSFORM)
+    maps = pyramid_maps(run.base) if run.features == "pyramid" else None
+    onnx_model = graph.with_head(graph.load_model(run.base.onnx_path()), run.head.weight, run.head.bias, TRANSFORM, maps)
+    run.feature_maps = maps
     run.head_node = graph.head_node(onnx_model)
     graph.save_model(onnx_model, folder / ONNX_FILE)
     return sha256_file(folder / ONNX_FILE)
@@ -88,8 +91,12 @@ def _head(run: Run, files: dict[str, str]) -> dict:
                 "transform": None, **run.finetune}
     head = run.head
     assert head is not None
+    features = {"kind": run.features, "definition": FEATURE_DEFINITIONS[run.features] or "the base's embedding (global average)"}
+    if run.features == "pyramid":
+        features.update(maps=run.feature_maps, grid=graph.PYRAMID_GRID)
     return {**common, "kind": "multinomial logistic regression (L-BFGS)", "transform": TRANSFORM, "l2": o.l2,
-            "iterations": head.iterations, "final_loss": head.final_loss, "embedding_size": int(head.weight.shape[1])}
+            "iterations": head.iterations, "final_loss": head.final_loss, "embedding_size": int(head.weight.shape[1]),
+            "features": features}
 
 
 def manifest(run: Run, files: dict[str, str]) -> dict:
