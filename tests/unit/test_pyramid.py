@@ -39,3 +39,13 @@ def test_auto_features_are_pyramid_below_the_threshold() -> None:
     assert features_for("global", 10) == "global" and features_for("pyramid", 48_000) == "pyramid"
     with pytest.raises(DatasetError, match="--features"):
         features_for("spatial", 10)
+
+
+def test_without_torch_the_pyramid_features_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from wanwu.trained import source
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # ``import torch`` raises ImportError
+    with pytest.raises(WanwuError, match="--features global"):
+        source._pyramid_maps(None, None)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from wanwu.artifacts import ONNX_FILE, ModelSource, open_source
-from wanwu.errors import WeightsVerificationError
+from wanwu.errors import WanwuError, WeightsVerificationError
 from wanwu.labels import LabelSet
 from wanwu.models.registry import ModelSpec, Preprocessing, get_model_spec
 from wanwu.trained.store import Version, resolve
@@ -67,7 +67,11 @@ def _pyramid_maps(base: ModelSource, onnx_model: onnx.ModelProto) -> list[dict]:
     """The last feature map and the last block's input in the base's export, with their shapes (the exporter's graph
     does not say them: EfficientNet's padding is computed): the block's name and the shapes come from the architecture
     in torch (no weights are loaded), once per store."""
-    import torch
+    try:
+        import torch
+    except ImportError as err:
+        raise WanwuError("pyramid features need PyTorch once per store, to make their features model: "
+                         "pip install 'wanwu[torch]', or train with --features global") from err
 
     from wanwu.models.build import build_architecture
     from wanwu.models.pyramid import map_shapes
