@@ -33,6 +33,24 @@ class Workload:
     images: Path
 
 
+def prepare_resnet18(scratch: Path, calib: Path, int8: bool) -> tuple[Path, Path]:
+    """A ResNet-18 checkpoint synthesized in the official format and a fresh store; with ``int8``, its INT8 model
+    (auto picks int8 only where one is ready)."""
+    weights = synthesize_resnet18(scratch / "resnet18-synthetic.pth")
+    home = scratch / "home"
+    if int8:
+        subprocess.run([sys.executable, "-m", "wanwu.cli", "--home", str(home), "quantize", "resnet18", "--weights", str(weights),
+                        "--calib", str(calib), "--subset", "64", "--no-augment"],
+                       check=True, capture_output=True)
+    return weights, home
+
+
+def load_python(seed_bench: Path) -> str:
+    """The Python of the seed bench's virtualenv (made by its ``setup.sh`` on first use), which runs ``load.py``."""
+    setup = subprocess.run([str(seed_bench / "setup.sh")], capture_output=True, text=True, check=True)
+    return setup.stdout.strip() + "/bin/python"
+
+
 def run_load(seed_bench: Path, python: str, url: str, workload: Workload, seconds: float, pid: int, tool: str) -> dict:
     cmd = [python, str(seed_bench / "load.py"), "--url", url, "--images", str(workload.images),
            "--concurrency", str(workload.concurrency), "--duration", str(seconds), "--warmup", str(2 * workload.concurrency),
@@ -116,15 +134,9 @@ def measure_http(
     if unknown:
         raise ValueError(f"unknown configuration(s) {unknown}; choose from {', '.join(CONFIGS)}")
     extra = wanwu_args or []
-    setup = subprocess.run([str(seed_bench / "setup.sh")], capture_output=True, text=True, check=True)
-    seed_python = setup.stdout.strip() + "/bin/python"
-    weights = synthesize_resnet18(scratch / "resnet18-synthetic.pth")
-    home = scratch / "home"
+    seed_python = load_python(seed_bench)
     variants = [c for c in configs if c in VARIANTS]
-    if any(VARIANTS[v].precision in ("int8", "auto") for v in variants):  # auto picks int8 only where it is ready
-        subprocess.run([sys.executable, "-m", "wanwu.cli", "--home", str(home), "quantize", "resnet18", "--weights", str(weights),
-                        "--calib", str(workloads[0].images), "--subset", "64", "--no-augment"],
-                       check=True, capture_output=True)
+    weights, home = prepare_resnet18(scratch, workloads[0].images, int8=any(VARIANTS[v].precision in ("int8", "auto") for v in variants))
     first_start = _first_starts(configs, seed_bench, weights, home, extra, log)
     ceilings = measure_ceilings(weights, home, variants, sorted({w.images for w in workloads}), log)
 

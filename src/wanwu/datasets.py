@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,16 +11,23 @@ from wanwu.labels import LabelSet
 IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".webp", ".bmp"})
 
 
-def image_files(folders: Sequence[Path], what: str = "folder") -> list[Path]:
-    """Every image file directly inside ``folders``, sorted by folder then name."""
+def image_files(folders: Sequence[Path], what: str = "folder", recursive: bool = False) -> list[Path]:
+    """Every image file inside ``folders`` (with ``recursive``, in their subfolders too: an ImageFolder's
+    class folders), sorted by folder then path; symlinked folders are not followed (no loops)."""
     files: list[Path] = []
     for folder in folders:
         if not folder.is_dir():
             raise FileNotFoundError(f"{what} {folder} does not exist")
-        files.extend(sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+        found = _walk(folder) if recursive else (p for p in folder.iterdir() if p.is_file())
+        files.extend(sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES))
     if not files:
-        raise FileNotFoundError(f"no images (.jpg, .png, .webp, .bmp) in {', '.join(map(str, folders))}")
+        where = f"{', '.join(map(str, folders))}{' or its subfolders' if recursive else ''}"
+        raise FileNotFoundError(f"no images (.jpg, .png, .webp, .bmp) in {where}")
     return files
+
+
+def _walk(folder: Path) -> list[Path]:
+    return [Path(root) / name for root, _, names in os.walk(folder) for name in names if (Path(root) / name).is_file()]
 
 
 def labelled_images(folder: Path, labels: LabelSet) -> list[tuple[Path, int]]:

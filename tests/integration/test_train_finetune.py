@@ -107,6 +107,20 @@ def test_quantize_sees_a_batch_dynamic_graph_and_keeps_its_head_in_fp32(tuned: d
     assert "/_conv_stem/Conv/WithoutBiases" in kept and "/_conv_stem/Conv/WithoutBiases" in names  # the base's names
 
 
+def test_quantize_calibrates_on_its_own_imagefolder_and_int8_agrees(tuned: dict, home: Path, data: Path, test_set: Path) -> None:
+    """`wanwu quantize tuned@1 --calib DATA` finds the images in DATA's class folders; the INT8 model serves the same answers."""
+    args = ["--home", str(home), "quantize", "tuned@1", "--calib", str(data), "--subset", "12", "--no-augment", "--json"]
+    assert main(args) == 0
+    calibration = json.loads(next((trained_dir(home) / "tuned@1").glob("int8-*/calibration.json")).read_text())
+    assert calibration["images"] == 12 and len({f.split("/")[0] for f in calibration["files"]}) == 3  # every class folder
+    files = sorted(test_set.rglob("*.png"))
+    top1 = {}
+    for precision in ("fp32", "int8"):
+        classifier = Classifier.load("tuned@1", engine="openvino", precision=precision, home=home, threads=2)
+        top1[precision] = classifier.logits(np.stack([classifier.pixels(f) for f in files])).argmax(1)
+    assert (top1["int8"] == top1["fp32"]).sum() >= len(files) - 1  # at most one near-tie flips
+
+
 def test_an_interrupted_export_leaves_the_store_as_it_was(tuned: dict, home: Path, data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from wanwu.training import version
 

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from wanwu.models import get_model_spec
@@ -62,3 +63,25 @@ def test_calibration_views_are_made_on_every_pass(tmp_path: Path) -> None:
     assert len(first) == 12 and all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
     np.testing.assert_array_equal(first[4], transform(decode_image(files[1].read_bytes()), PRE))
     assert len(views.sample(6)) == 6 and len(views.sample(100)) == 12
+
+
+def test_a_calibration_set_takes_the_images_in_an_imagefolders_class_folders(tmp_path: Path) -> None:
+    from wanwu.datasets import image_files
+    from wanwu.precision.calibration import calibration_set
+
+    for cls in ("cat|猫", "dog"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            Image.new("RGB", (8, 8), (i * 50, 0, 0)).save(tmp_path / cls / f"{i:03d}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    calib = calibration_set([tmp_path], subset=None)
+    assert [p.relative_to(tmp_path).as_posix() for p in calib.files] == ["cat|猫/000.png", "cat|猫/001.png", "dog/000.png", "dog/001.png"]
+    assert calib.describe(_source_stub(), "0" * 64, [tmp_path])["files"][-1] == "dog/001.png"  # two classes may both hold 000.png
+    with pytest.raises(FileNotFoundError, match=r"no images .* in \S+$"):  # a plain listing does not look into subfolders
+        image_files([tmp_path])
+
+
+def _source_stub():  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    return SimpleNamespace(spec=SimpleNamespace(name="stub"), weights_sha256="1" * 64)

@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "wanwu"
 # Lower layers first. A module may import only from its own component or from a lower rank, so the
 # core (up to ``evaluate``) never imports the CLI or the service, and engines never import precision.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "cpu", "version"),
+    ("errors", "cpu", "version", "threadnames"),
     ("models", "labels"),
     ("weights",),
     ("artifacts", "datasets", "preprocess"),

@@ -39,12 +39,21 @@ class CalibrationSet:
             "weights_sha256": source.weights_sha256,
             "calib_hash": calib_hash,
             "images": len(self.files),
-            "files": sorted(p.name for p in self.files),
+            "files": sorted(_relative(p, folders) for p in self.files),
             "folders": [str(d) for d in folders],
         }
 
 
 def calibration_set(folders: Sequence[Path], subset: int | None) -> CalibrationSet:
-    """At most ``subset`` images from ``folders`` (spread evenly), with their content hashes."""
-    files = choose_subset(image_files(folders, what="calibration folder"), subset)
+    """At most ``subset`` images from ``folders`` and their subfolders (a trained model's ImageFolder calibrates
+    on its own training images), spread evenly, with their content hashes."""
+    files = choose_subset(image_files(folders, what="calibration folder", recursive=True), subset)
     return CalibrationSet(tuple(files), {p: sha256_file(p) for p in files})
+
+
+def _relative(path: Path, folders: Sequence[Path]) -> str:
+    """``path`` inside the calibration folder it came from (class folders kept: two classes may both hold 000.png)."""
+    for folder in folders:
+        if path.is_relative_to(folder):
+            return path.relative_to(folder).as_posix()
+    return path.name

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from wanwu.threadnames import name_os_thread
+
 log = logging.getLogger("wanwu.batcher")
 
 
@@ -106,6 +108,7 @@ class MicroBatcher:
         return item.future
 
     def _loop(self, run: Callable[[np.ndarray], np.ndarray]) -> None:
+        name_os_thread()
         for batch in self._warm_batches:
             try:
                 run(batch)

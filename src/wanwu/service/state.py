@@ -20,6 +20,7 @@ from wanwu.service.memory import release_memory
 from wanwu.service.metrics import Metrics
 from wanwu.service.pipeline import Pipeline
 from wanwu.service.settings import ServiceSettings
+from wanwu.threadnames import name_os_thread
 
 log = logging.getLogger("wanwu.service")
 
@@ -75,7 +76,7 @@ class ServiceState:
     def _start_blocking(self) -> None:
         s = self.settings
         classifier = self.classifier or load_classifier(s)
-        pool = ThreadPoolExecutor(s.decode_threads, thread_name_prefix="wanwu-decode")
+        pool = ThreadPoolExecutor(s.decode_threads, thread_name_prefix="wanwu-decode", initializer=name_os_thread)
         self._shared = (pool, make_cache(s.redis_url, s.cache_size, s.cache_ttl_s))
         pipeline = self._build(classifier)
         self.pipelines[slot_name(classifier.model_name)] = pipeline

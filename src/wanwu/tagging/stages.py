@@ -19,6 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from wanwu.tagging.decode import DecodeSettings, Loaded, Task, init_worker, worker_load
+from wanwu.threadnames import name_os_thread
 
 
 def cores() -> int:
@@ -102,6 +103,7 @@ class InferStage:
             thread.start()
 
     def _work(self, engine: object) -> None:
+        name_os_thread()
         while (batch := self._queue.get()) is not None:
             try:
                 self._run_batch(batch, engine)

@@ -22,6 +22,7 @@ from wanwu.artifacts import ModelSource
 from wanwu.errors import ImageError
 from wanwu.models.registry import Preprocessing
 from wanwu.preprocess import ImageLimits, crop_pixels, decode_image
+from wanwu.threadnames import name_os_thread
 
 VIEWS = ("center", "flip", "zoom", "zoom-flip")
 ZOOM = 1.15  # the zoomed views resize the shorter side 15 % larger before the same centre crop
@@ -141,7 +142,7 @@ def _decoded(jobs: list[Job], pre: Preprocessing, limits: ImageLimits, workers: 
         except (ImageError, OSError, ValueError) as err:
             return err
 
-    with ThreadPoolExecutor(workers, thread_name_prefix="wanwu-train-decode") as pool:
+    with ThreadPoolExecutor(workers, thread_name_prefix="wanwu-train-decode", initializer=name_os_thread) as pool:
         pending = [pool.submit(work, job) for job in jobs[:_CHUNK]]
         for i, job in enumerate(jobs):
             if i + _CHUNK < len(jobs):
