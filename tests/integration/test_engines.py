@@ -185,6 +185,18 @@ def test_openvino_stream_siblings_share_one_model_and_agree_in_parallel(samples_
     assert np.abs(np.concatenate(halves) - reference).max() <= TOLERANCE
 
 
+def test_openvino_pins_its_threads_only_when_they_span_every_usable_core(lite_source) -> None:  # type: ignore[no-untyped-def]
+    """A compiled model pins from the first core on: one on fewer threads than the process may use stays unpinned."""
+    from wanwu.cpu import usable_cores
+
+    cores = usable_cores()
+    spanning = create_engine("openvino", lite_source, threads=1, streams=cores)
+    assert spanning.compiled.get_property("ENABLE_CPU_PINNING") is True
+    if cores > 1:
+        partial = create_engine("openvino", lite_source, threads=1)
+        assert partial.compiled.get_property("ENABLE_CPU_PINNING") is False
+
+
 @pytest.mark.slow
 def test_efficientnet_lite2_is_the_accurate_choice(samples_dir: Path, shared_home: Path) -> None:
     """Its own preprocessing (TensorFlow's crop: resize 292, crop 260, bicubic, [-1, 1]); measured 92/100 top-1, 100 top-5."""

@@ -13,6 +13,7 @@ import openvino as ov
 from openvino.preprocess import PrePostProcessor
 
 from wanwu.artifacts import ModelSource
+from wanwu.cpu import usable_cores
 from wanwu.engines import EngineBase, is_pixels, model_input
 from wanwu.errors import EngineUnavailableError
 
@@ -62,9 +63,11 @@ class OpenVinoEngine(EngineBase):
             "INFERENCE_NUM_THREADS": threads * streams,
             "NUM_STREAMS": streams,
             "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
-            # Each compiled model pins its threads from the first core on; two single-thread engines
-            # in one process (--inference-workers 2) would then share one core (measured: half speed).
-            "ENABLE_CPU_PINNING": False,
+            # Pinned threads keep the cores busier when serving (ResNet-18 INT8: +2-6 % req/s, see
+            # docs/benchmarks.md), but a compiled model pins from the first core on: an engine on fewer
+            # threads than the process may use would be confined to the first cores (two single-thread
+            # engines once shared one core: half speed). So pin only an engine that spans every core.
+            "ENABLE_CPU_PINNING": threads * streams == usable_cores(),
         }
         cache = source.engine_dir("openvino", version) / f"cache-{precision}"
         if _writable(cache):  # a read-only store (a container's baked bundle) compiles at each start
@@ -119,3 +122,4 @@ def with_pixel_input(model: ov.Model, pre: Preprocessing) -> ov.Model:
     ppp.input().model().set_layout(ov.Layout("NCHW"))
     ppp.input().preprocess().convert_element_type(ov.Type.f32).scale(255.0).mean(list(pre.mean)).scale(list(pre.std))
     return ppp.build()
+

@@ -10,7 +10,6 @@ block, and the other stage gets the cores; nothing spins at an intra-op barrier.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import queue
 import threading
 from collections import deque
@@ -18,12 +17,11 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from wanwu.cpu import usable_cores
 from wanwu.tagging.decode import DecodeSettings, Loaded, Task, init_worker, worker_load
 from wanwu.threadnames import name_os_thread
 
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+cores = usable_cores  # the cores this process may run on
 
 
 class DecodeStage:
