@@ -82,7 +82,7 @@ def engine_layers(config: str, weights: Path, home: Path, images: Path, batch: i
 
     from wanwu.artifacts import open_source
     from wanwu.benchmark import pixel_inputs
-    from wanwu.engines.openvino_engine import with_pixel_input
+    from wanwu.engines.openvino_engine import PRECISION_HINT, with_pixel_input
     from wanwu.models import get_model_spec
     from wanwu.precision import resolve_precision
     from wanwu.precision.int8 import int8_model_file
@@ -95,9 +95,8 @@ def engine_layers(config: str, weights: Path, home: Path, images: Path, batch: i
     model_file = int8_model_file(source, "openvino") if precision == "int8" else source.onnx_path()
     core = ov.Core()
     model = with_pixel_input(core.read_model(str(model_file)), spec.preprocessing)
-    hint = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}[precision]
     compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": 1, "NUM_STREAMS": 1, "PERF_COUNT": True,
-                                                 "INFERENCE_PRECISION_HINT": hint, "ENABLE_CPU_PINNING": False})
+                                                 "INFERENCE_PRECISION_HINT": PRECISION_HINT[precision], "ENABLE_CPU_PINNING": False})
     request = compiled.create_infer_request()
     pixels = pixel_inputs(spec.preprocessing, sorted(p for p in images.iterdir() if p.is_file())[:batch])
     x = np.ascontiguousarray(pixels[:batch])

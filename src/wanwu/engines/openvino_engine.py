@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from wanwu.models.registry import Preprocessing
 
 # int8 models keep a few sensitive layers in fp32 (see wanwu.precision.int8.KEEP_FP32); those run in f32.
-_PRECISION_HINT = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+PRECISION_HINT = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
 
 def cpu_has_bf16(core: ov.Core | None = None) -> bool:
@@ -57,7 +57,7 @@ class OpenVinoEngine(EngineBase):
         self._model_path = model_path
         self._config = {
             # OpenVINO silently runs bf16 on CPUs that have it; fp32 must be asked for explicitly.
-            "INFERENCE_PRECISION_HINT": _PRECISION_HINT[precision],
+            "INFERENCE_PRECISION_HINT": PRECISION_HINT[precision],
             # Streams run requests in parallel on one compiled model (one copy of the weights);
             # --inference-workers N gives N streams, each with its own infer request.
             "INFERENCE_NUM_THREADS": threads * streams,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wanwu.cpu import usable_cores
 from wanwu.engines import ENGINES, PRECISIONS
 from wanwu.preprocess import ImageLimits
 
@@ -19,7 +19,7 @@ def _cores(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     A quota does not change how many cores the OS reports, and an engine with more threads than
     its quota stalls whole periods at a time.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     try:
         quota, period = cgroup_cpu_max.read_text().split()[:2]
         if quota != "max":

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from wanwu.classifier import Classifier, open_model
+from wanwu.cpu import usable_cores
 from wanwu.engines import check_precision, default_engine
 from wanwu.models.registry import Preprocessing
 from wanwu.precision import open_engine, resolve_precision
@@ -17,7 +18,6 @@ from wanwu.tagging.discover import common_base, discover
 from wanwu.tagging.ledger import Ledger, TagSummary
 from wanwu.tagging.records import Existing, ModelInfo
 from wanwu.tagging.runner import LocalRun
-from wanwu.tagging.stages import cores
 from wanwu.tagging.writers import FORMATS, CsvFile, LineFile, OutputError, format_for
 
 
@@ -50,7 +50,7 @@ def load_tagger(model: str | None = None, engine: str | None = None, weights: Pa
     ``auto`` resolves as for ``predict``, timed with one thread at ``batch``; records carry what it chose.
     """
     source = open_model(model, home, weights)
-    count, engine = workers or cores(), engine or default_engine()
+    count, engine = workers or usable_cores(), engine or default_engine()
     precision, choice = resolve_precision(engine, source, 1, precision, batch)
     first = open_engine(engine, source, threads=1, precision=precision, streams=count)
     return Classifier(source, first, precision_choice=choice), [first, *(first.replica() for _ in range(count - 1))]
@@ -99,7 +99,7 @@ def tag(
         settings = options.decode_settings(classifier.spec.preprocessing)
         make = lambda ledger: LocalRun(ledger, classifier, engines, settings,  # noqa: E731
                                        RankOptions(options.top_k, options.min_score), options.batch_size,
-                                       options.decode_workers or cores())
+                                       options.decode_workers or usable_cores())
     out = Path(out).expanduser()
     fmt = format_for(out, options.fmt)
     output = open_output(out, fmt, options.force)
@@ -145,7 +145,7 @@ def run_settings(sources: Sequence[str | os.PathLike], out: Path, fmt: str, info
     """What a run was asked to do and with what: part of the summary and of the report."""
     chosen = {k: v for k, v in asdict(options).items() if k not in ("fmt", "decode_workers", "threads")}
     settings = {"sources": [str(s) for s in sources], "base": common_base([Path(s) for s in sources]), "out": str(out),
-                "format": fmt, **info.as_dict(), **chosen, "cores": cores()}
+                "format": fmt, **info.as_dict(), **chosen, "cores": usable_cores()}
     if isinstance(runner, LocalRun):
         return {**settings, "runner": "local", "decode_workers": runner.decode_workers,
                 "inference_workers": len(runner.engines)}

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from wanwu.cpu import usable_cores
 from wanwu.errors import ImageError
 from wanwu.preprocess import ImageLimits, decode_image
 from wanwu.tagging.ledger import TagSummary
 from wanwu.tagging.report_page import render_page
-from wanwu.tagging.stages import cores
 from wanwu.tagging.writers import latest_only
 
 THUMB_SIZE = 112
@@ -77,7 +77,7 @@ def thumbnails(paths: list[str], workers: int | None = None) -> list[str | None]
     if not paths:
         return []
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers or cores(), mp_context=context) as pool:
+    with ProcessPoolExecutor(workers or usable_cores(), mp_context=context) as pool:
         return list(pool.map(thumbnail, paths, chunksize=16))
 
 

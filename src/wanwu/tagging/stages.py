@@ -17,11 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from wanwu.cpu import usable_cores
 from wanwu.tagging.decode import DecodeSettings, Loaded, Task, init_worker, worker_load
 from wanwu.threadnames import name_os_thread
-
-cores = usable_cores  # the cores this process may run on
 
 
 class DecodeStage:

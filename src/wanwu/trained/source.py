@@ -41,10 +41,7 @@ class FeatureSource(ModelSource):
             from wanwu.models.pyramid import PyramidFeatures
 
             return PyramidFeatures(model).eval()
-        name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
-        parent = model.get_submodule(name.rpartition(".")[0])
-        setattr(parent, name.rpartition(".")[2], torch.nn.Identity())
-        return model
+        return _replace_last_linear(model, torch.nn.Identity())
 
 
 def feature_source(base: ModelSource, kind: str = "global") -> FeatureSource:
@@ -93,6 +90,16 @@ def pyramid_maps(base: ModelSource) -> list[dict]:
     maps = graph.feature_maps(graph.load_model(feature_source(base, "pyramid").onnx_path()))
     assert maps is not None
     return maps
+
+
+def _replace_last_linear(model, replacement):  # type: ignore[no-untyped-def]
+    """``model`` with its last ``Linear`` (the classifier layer) swapped for ``replacement``, in place."""
+    import torch
+
+    name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+    parent = model.get_submodule(name.rpartition(".")[0])
+    setattr(parent, name.rpartition(".")[2], replacement)
+    return model
 
 
 def preprocessing_from(data: dict) -> Preprocessing:
@@ -175,10 +182,7 @@ class TrainedSource(ModelSource):
             from wanwu.models.pyramid import PyramidFeatures
 
             return torch.nn.Sequential(PyramidFeatures(model), _signed_sqrt_module(), layer).eval()
-        name = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
-        parent = model.get_submodule(name.rpartition(".")[0])
-        setattr(parent, name.rpartition(".")[2], torch.nn.Sequential(_signed_sqrt_module(), layer))
-        return model.eval()
+        return _replace_last_linear(model, torch.nn.Sequential(_signed_sqrt_module(), layer)).eval()
 
 
 def _signed_sqrt_module():  # type: ignore[no-untyped-def]

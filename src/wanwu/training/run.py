@@ -54,5 +54,5 @@ class Run:
     refitted: bool = False  # the stored head was fitted on training + validation images
     tail: object | None = None  # finetune: the trained tail (a torch module, ``wanwu.models.split.Tail``)
     finetune: dict | None = None  # finetune: blocks, epochs, early stopping, the optimiser's settings
-    feature_maps: list[str] | None = None  # pyramid: the two tensors of the base's graph that are pooled
+    feature_maps: list[dict] | None = None  # pyramid: the two maps of the base's graph that are pooled (tensor, shape)
     head_node: str | None = None  # the head's Gemm in model.onnx (kept in fp32 by `wanwu quantize`)
