@@ -10,6 +10,7 @@ does not hold up the event loop.
 from __future__ import annotations
 
 import asyncio
+import io
 import sys
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -131,14 +132,25 @@ async def _read_multipart(request: Request, settings: ServiceSettings, limit: in
             raise InvalidRequestError(f"files were sent in field {strays[0]!r}; the field must be named 'image'")
         _check_count(len(files), settings)
         uploads = []
-        for f in files:  # each part's buffer is freed as soon as it is copied out: one copy of the body at a time
-            uploads.append(Upload(f.filename, await f.read()))
-            await f.close()
+        uploads = [Upload(f.filename, await _take_bytes(f)) for f in files]
         fields = {k: form.get(k) for k in OPTION_FIELDS}
         fields.update({k: v for k, v in request.query_params.items() if k in OPTION_FIELDS})
         return uploads, _options(fields, settings)
     finally:
         await form.close()
+
+
+async def _take_bytes(part: UploadFile) -> bytes:
+    """A file part's bytes, handed over rather than copied: ~1× the body at the peak instead of ~2×.
+
+    The part lives in a ``SpooledTemporaryFile`` that never rolls over (``_InMemoryParser``), i.e. a
+    ``BytesIO``, whose ``getvalue()`` returns its buffer itself in CPython when nothing else holds it;
+    closing the part then drops the parser's reference. Any other file object is read (a copy).
+    """
+    buffer = getattr(part.file, "_file", None)  # SpooledTemporaryFile keeps its in-memory file here (stdlib since 2.x)
+    data = buffer.getvalue() if isinstance(buffer, io.BytesIO) else await part.read()
+    await part.close()
+    return data
 
 
 async def _read_json(request: Request, settings: ServiceSettings, limit: int, hint: str):  # type: ignore[no-untyped-def]
