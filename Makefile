@@ -17,7 +17,7 @@ $(BIN)/wanwu: pyproject.toml
 # the calibration views. Re-running reuses it. `--precision auto` (the default) picks it where it is faster.
 SAMPLES ?= ../shared/data/imagenet-samples
 int8: $(BIN)/wanwu
-	$(BIN)/wanwu quantize efficientnet_lite0 --calib examples $(if $(wildcard $(SAMPLES)),--eval $(SAMPLES))
+	$(BIN)/wanwu quantize efficientnet_lite0 $(if $(wildcard $(SAMPLES)),--eval $(SAMPLES))
 
 setup: $(BIN)/wanwu int8
 

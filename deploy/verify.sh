@@ -167,6 +167,15 @@ PY
 else
   fail "classify: request failed"
 fi
+# What --precision auto (the default) picked: with ENGINE=openvino the image carries an INT8 version to pick from
+if AUTO=$(curl -sf "http://127.0.0.1:$PORT/v1/models" | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+c = m.get("precision_choice") or {}
+ms = ", ".join(f"{p} {v:.2f}" for p, v in c.get("ms_per_image", {}).items())
+engine, precision, reason = m["engine"], m["precision"], c.get("reason", "explicit")
+print(f"{engine} {precision}: {reason}" + (f" (ms/image: {ms})" if ms else ""))
+'); then ok "precision $AUTO"; else fail "/v1/models: unexpected answer"; fi
 
 # --- 5. non-root, no torch, no pip, healthcheck --------------------------------------------------
 UID_=$(podman exec "$C_MAIN" id -u)

@@ -27,7 +27,10 @@ def _add_precision_parsers(sub) -> None:  # type: ignore[no-untyped-def]
     quantize.add_argument(
         "--target", type=float, default=0.995, help="bf16: top-1 agreement with fp32 the guard aims for on the views (0.995)"
     )
-    quantize.add_argument("--calib", type=Path, action="append", required=True, help="folder of calibration images (repeatable)")
+    quantize.add_argument(
+        "--calib", type=Path, action="append",
+        help="folder of calibration images like the ones you will classify (repeatable; default: the five photos wanwu ships)",
+    )
     quantize.add_argument("--engine", default="openvino", choices=("openvino",))
     add_model_options(quantize, ("weights", "threads"))
     quantize.add_argument("--subset", type=int, default=300, help="at most this many calibration images (default 300)")
@@ -102,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = sub.add_parser("fetch", help="download and verify a model's official weights")
     fetch.add_argument("model")
     fetch.add_argument("--url", help="a mirror to download from (the official hash is still checked)")
+    fetch.add_argument(
+        "--no-int8", dest="int8", action="store_false",
+        help="do not also make the INT8 version (from the shipped photos) that --precision auto can pick",
+    )
 
     evaluate = sub.add_parser("eval", help="top-1/top-5 on a folder of <wnid>_*.JPEG images")
     evaluate.add_argument("folder", type=Path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import time
@@ -179,7 +180,23 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         with Progress(*columns, console=_err, transient=False) as progress:
             found = download_weights(spec, home, url=args.url, progress=_download_progress(progress))
     print(f"{spec.name}: {found.path} (sha256 {found.sha256}, {found.source})")
-    return 0
+    return _make_ready_int8(args, spec.name) if args.int8 else 0
+
+
+def _make_ready_int8(args: argparse.Namespace, model: str) -> int:
+    """What `make setup` does for the bundled model: an INT8 version calibrated on the shipped photos, so
+    `--precision auto` has it to pick where it is faster and agrees with fp32 (else auto keeps fp32)."""
+    missing = [name for name in ("openvino", "nncf") if importlib.util.find_spec(name) is None]
+    if missing:
+        _err.print(f"no INT8 version made: it needs {' and '.join(missing)} (pip install 'wanwu[quantize]'); "
+                   f"--precision auto runs fp32 until `wanwu quantize {model}`", markup=False, soft_wrap=True)
+        return 0
+    _err.print(f"making {model}'s INT8 version from the shipped photos (once; --no-int8 skips it)")
+    quantize = argparse.Namespace(
+        home=args.home, model=model, weights=None, precision="int8", calib=None, engine="openvino", subset=300,
+        augment=True, accuracy_control=False, eval=None, json=False, threads=None,
+    )
+    return cmd_quantize(quantize)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -213,9 +230,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_quantize(args: argparse.Namespace) -> int:
     from wanwu.classifier import open_model
+    from wanwu.precision.calibration import shipped_photos
 
     source = open_model(args.model, home_of(args), args.weights)
     threads = args.threads or os.cpu_count() or 1
+    args.calib = args.calib or [shipped_photos()]
     log = lambda message: _err.print(f"[dim]{message}[/dim]")  # noqa: E731
     if args.precision == "bf16":
         return _calibrate_bf16(args, source, threads, log)

@@ -146,7 +146,7 @@ def test_cli_fetch_downloads_verifies_and_loads_strictly(synthetic_resnet, resne
     shutil.copy(resnet18_checkpoint, served / spec.weights.file_name)
     home = tmp_path / "home"
     with serve_directory(served) as base:
-        code = main(["--home", str(home), "fetch", "resnet18", "--url", f"{base}/{spec.weights.file_name}"])
+        code = main(["--home", str(home), "fetch", "resnet18", "--url", f"{base}/{spec.weights.file_name}", "--no-int8"])
     assert code == 0
     assert f"sha256 {digest}, download" in capsys.readouterr().out
 
@@ -168,8 +168,58 @@ def test_cli_fetch_refuses_a_tampered_mirror(synthetic_resnet, resnet18_checkpoi
     data[5000] ^= 0x01
     (served / spec.weights.file_name).write_bytes(bytes(data))
     with serve_directory(served) as base:
-        code = main(["--home", str(tmp_path / "home"), "fetch", "resnet18", "--url", f"{base}/{spec.weights.file_name}"])
+        code = main(["--home", str(tmp_path / "home"), "fetch", "resnet18", "--url", f"{base}/{spec.weights.file_name}", "--no-int8"])
     assert code == 1
     err = capsys.readouterr().err
     assert "wanwu: error:" in err and "failed verification" in err
     assert not (weights_dir(tmp_path / "home") / spec.weights.file_name).exists()
+
+
+@pytest.mark.slow
+def test_cli_fetch_also_makes_the_int8_version_auto_can_pick(synthetic_resnet, resnet18_checkpoint: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Like `make setup` for the bundled model: the fetched weights get an INT8 version from the shipped photos."""
+    pytest.importorskip("nncf")
+    from wanwu.classifier import open_model
+    from wanwu.cli import main
+    from wanwu.precision.auto import ready_precisions
+    from wanwu.precision.calibration import shipped_photos
+    from wanwu.precision.int8 import int8_artifacts
+
+    spec, _ = synthetic_resnet
+    served = tmp_path / "mirror"
+    served.mkdir()
+    shutil.copy(resnet18_checkpoint, served / spec.weights.file_name)
+    home = tmp_path / "home"
+    with serve_directory(served) as base:
+        assert main(["--home", str(home), "fetch", "resnet18", "--url", f"{base}/{spec.weights.file_name}"]) == 0
+    out = capsys.readouterr().out
+    assert "int8 vs fp32 on" in out and "calibration views" in out
+
+    source = open_model("resnet18", home, None)
+    [artifact] = int8_artifacts(source.bundle, "openvino")
+    shipped = sorted(p.name for p in shipped_photos().glob("*.jpg"))
+    assert len(shipped) == 5 and artifact.calibration["files"] == shipped
+    assert artifact.report is not None and 0.0 <= artifact.report["top1_agreement"] <= 1.0
+    ready, skipped = ready_precisions("openvino", source)  # random weights: ready or refused, by the stored agreement
+    assert "int8" in ready or "below 98%" in skipped["int8"]
+
+    assert main(["--home", str(home), "fetch", "resnet18"]) == 0  # weights found, the same artifact reused
+    assert [a.path for a in int8_artifacts(source.bundle, "openvino")] == [artifact.path]
+
+
+def test_cli_fetch_without_nncf_says_how_to_get_int8(synthetic_resnet, resnet18_checkpoint: Path, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    from wanwu.cli import main
+
+    spec, _ = synthetic_resnet
+    served = tmp_path / "mirror"
+    served.mkdir()
+    shutil.copy(resnet18_checkpoint, served / spec.weights.file_name)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nncf" else find_spec(name, *a))
+    with serve_directory(served) as base:
+        assert main(["--home", str(tmp_path / "home"), "fetch", "resnet18", "--url", f"{base}/{spec.weights.file_name}"]) == 0
+    err = capsys.readouterr().err
+    assert "no INT8 version made: it needs nncf (pip install 'wanwu[quantize]')" in err
+    assert "wanwu quantize resnet18" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from wanwu.artifacts import ModelSource
@@ -17,6 +18,12 @@ Log = Callable[[str], None]
 
 def quiet(message: str) -> None:
     return None
+
+
+def shipped_photos() -> Path:
+    """The five public-domain/CC0 photos wanwu ships (licences in their README.md): the default calibration set,
+    so a ready INT8 version can be made on any machine, offline, without the user's images."""
+    return Path(str(resources.files("wanwu") / "photos"))
 
 
 @dataclass(frozen=True)
