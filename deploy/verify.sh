@@ -170,7 +170,7 @@ fi
 # What --precision auto (the default) picked: with ENGINE=openvino the image carries an INT8 version to pick from
 if AUTO=$(curl -sf "http://127.0.0.1:$PORT/v1/models" | python3 -c '
 import json, sys
-m = json.load(sys.stdin)
+m = json.load(sys.stdin)["active"]
 c = m.get("precision_choice") or {}
 ms = ", ".join(f"{p} {v:.2f}" for p, v in c.get("ms_per_image", {}).items())
 engine, precision, reason = m["engine"], m["precision"], c.get("reason", "explicit")
