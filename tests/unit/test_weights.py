@@ -194,6 +194,7 @@ def test_cli_fetch_also_makes_the_int8_version_auto_can_pick(synthetic_resnet, r
         assert main(["--home", str(home), "fetch", "resnet18", "--url", f"{base}/{spec.weights.file_name}"]) == 0
     out = capsys.readouterr().out
     assert "int8 vs fp32 on" in out and "calibration views" in out
+    assert "--precision auto (the default) runs it" in out or "auto keeps fp32" in out  # said either way
 
     source = open_model("resnet18", home, None)
     [artifact] = int8_artifacts(source.bundle, "openvino")

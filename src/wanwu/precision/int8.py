@@ -14,6 +14,7 @@ to quantize; loading an artifact needs nothing beyond OpenVINO.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -116,6 +117,7 @@ def _quantize_openvino(source: ModelSource, views: CalibrationViews, keep_fp32: 
         "ignored_scope": nncf.IgnoredScope(names=list(keep_fp32), validate=False),
     }
     if reference is None:
+        nncf.set_log_level(logging.WARNING)  # its INFO lines list the layers kept in fp32 on purpose (KEEP_FP32)
         return nncf.quantize(model, dataset, **common)
     scored = views.sample(VALIDATION_VIEWS)
     targets = [int(t) for t in reference.run(np.stack(scored)).argmax(axis=1)]
