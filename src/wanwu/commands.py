@@ -257,7 +257,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         return 0
     print(artifact.path)
     if report:
-        what = "images" if report.get("folder") else "calibration views (no --eval folder)"
+        folder = report.get("folder") or ""
+        what = "images" if folder else "calibration views (no --eval folder)"
+        if folder.startswith("validated: "):
+            what = "labelled photos (the wanwu project's measurement of this exact model; see report.json)"
         line = (
             f"int8 vs fp32 on {report['images']} {what}: top-1 agreement {report['top1_agreement']:.1%}, "
             f"top-5 overlap {report['top5_overlap']:.1%}"
