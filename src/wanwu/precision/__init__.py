@@ -18,15 +18,25 @@ if TYPE_CHECKING:
     from wanwu.precision.auto import PrecisionChoice
 
 
-def resolve_precision(engine: str, source: ModelSource, threads: int, precision: str,
-                      batch: int = 8) -> tuple[str, PrecisionChoice | None]:
-    """``precision`` itself, or for ``auto`` the one measured fastest on this CPU and the record of why."""
+def resolve_precision(engine: str, source: ModelSource, threads: int, precision: str, batch: int = 8,
+                      timed: dict[str, Engine] | None = None) -> tuple[str, PrecisionChoice | None]:
+    """``precision`` itself, or for ``auto`` the one measured fastest on this CPU and the record of why.
+
+    ``timed`` receives the engines opened to time each precision (unguarded, one stream), so a caller can
+    serve with the chosen one instead of compiling it again (a read-only store times at every start).
+    """
     from wanwu.precision.auto import AUTO, choose_precision, engine_timer
 
     if precision != AUTO:
         return precision, None
-    timer = engine_timer(lambda p: open_engine(engine, source, threads=threads, precision=p, guard=False), source, batch)
-    choice = choose_precision(engine, source, threads, batch, timer)
+
+    def open_unguarded(p: str) -> Engine:
+        runner = open_engine(engine, source, threads=threads, precision=p, guard=False)
+        if timed is not None:
+            timed[p] = runner
+        return runner
+
+    choice = choose_precision(engine, source, threads, batch, engine_timer(open_unguarded, source, batch))
     return choice.precision, choice
 
 

@@ -11,7 +11,7 @@ from functools import partial
 import numpy as np
 
 from wanwu.classifier import Classifier, open_model
-from wanwu.engines import default_engine
+from wanwu.engines import Engine, default_engine
 from wanwu.errors import UnknownModelError
 from wanwu.precision import open_engine, resolve_precision
 from wanwu.service.batcher import MicroBatcher
@@ -31,11 +31,20 @@ def load_classifier(settings: ServiceSettings) -> Classifier:
     if engine != "torch":
         source.export_in_child_process()  # a fresh store is exported by a child process: the server never loads torch
     threads = max(1, settings.inference_threads // settings.inference_workers)  # split between workers
-    precision, choice = resolve_precision(engine, source, threads, settings.precision, batch=settings.max_batch)
+    timed: dict[str, Engine] = {}
+    precision, choice = resolve_precision(engine, source, threads, settings.precision, settings.max_batch, timed)
     if choice is not None:
         log.info("precision auto: %s (%s)", precision, choice.reason)
-    runner = open_engine(engine, source, threads=threads, precision=precision, streams=settings.inference_workers)
+    runner = serving_engine(engine, source, threads, precision, settings.inference_workers, timed)
     return Classifier(source, runner, settings.image_limits(), choice)
+
+
+def serving_engine(name: str, source, threads: int, precision: str, workers: int, timed: dict[str, Engine]) -> Engine:  # type: ignore[no-untyped-def]
+    """The engine ``auto`` just timed at ``precision``, where serving would build it the same way (one stream; bf16
+    is timed without its guard), which saves compiling it again; otherwise a new one. The others are let go."""
+    runner = timed.pop(precision, None) if workers == 1 and precision != "bf16" else None
+    timed.clear()
+    return runner or open_engine(name, source, threads=threads, precision=precision, streams=workers)
 
 
 def warm_batch_sizes(max_batch: int) -> list[int]:
