@@ -45,6 +45,13 @@ ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 # resampled (see ``crop_pixels``).
 EXACT_RESIZE_MAX_CROPS = 16
 
+# libtiff allocates a whole tile before it decodes one, sized by the TileWidth/TileLength tags (TileLength
+# falls back to RowsPerStrip, then 2^32-1), which nothing ties to the image's size: a 6 KB TIFF claiming
+# 48×32 pixels in 6204×65535 tiles made it allocate 1.6 GB (found by the fuzzer). Tiles may exceed the
+# image (small images in 256×256 tiles are common), but not its 16-aligned size and this many pixels both.
+MAX_TIFF_TILE_PIXELS = 1 << 20
+_TILE_WIDTH, _TILE_LENGTH, _ROWS_PER_STRIP = 322, 323, 278
+
 _INTERPOLATION = {
     "bilinear": Image.Resampling.BILINEAR,
     "bicubic": Image.Resampling.BICUBIC,
@@ -84,7 +91,31 @@ def _open_checked(data: bytes, limits: ImageLimits) -> Image.Image:
             f"image is {width}×{height} = {width * height:,} pixels; the limit is "
             f"{limits.max_pixels:,} (raise it with {limits.pixels_setting})"
         )
+    if img.format == "TIFF":
+        _check_tiff_tiles(img)
     return img
+
+
+def _check_tiff_tiles(img: Image.Image) -> None:
+    tags = img.tag_v2  # type: ignore[attr-defined]
+    if _TILE_WIDTH not in tags and _TILE_LENGTH not in tags:
+        return
+    tile_width = _tag_number(tags.get(_TILE_WIDTH))
+    tile_length = _tag_number(tags.get(_TILE_LENGTH, tags.get(_ROWS_PER_STRIP, 2**32 - 1)))
+    width, height = img.size
+    aligned = (-(-width // 16) * 16) * (-(-height // 16) * 16)
+    if tile_width * tile_length > max(aligned, MAX_TIFF_TILE_PIXELS):
+        raise CorruptImageError(
+            f"TIFF tiles of {tile_width}×{tile_length} pixels for a {width}×{height} image: refused before decoding "
+            "(each tile is allocated whole)"
+        )
+
+
+def _tag_number(value: object) -> int:
+    """A TIFF tag's single number; anything else (absent, a tuple, a rational) counts as unbounded."""
+    if isinstance(value, tuple) and len(value) == 1:
+        value = value[0]
+    return value if isinstance(value, int) and value >= 0 else 2**32 - 1
 
 
 @contextmanager

@@ -193,3 +193,48 @@ def test_transparent_images_are_put_on_white_tile_by_tile_to_the_same_values(mod
     whole = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img.convert("RGBA")).convert("RGB")
     for tile in (7, 60, 1 << 20):
         np.testing.assert_array_equal(np.asarray(_on_white(img, tile=tile)), np.asarray(whole))
+
+
+def _tiled_tiff(pixels: np.ndarray, tile_width: int, tile_length: int, compression: int = 1) -> bytes:
+    """An uncompressed RGB TIFF of ``pixels`` stored as one tile of the given (claimed) size, written by hand
+    (Pillow cannot write tiles)."""
+    import struct
+
+    height, width, _ = pixels.shape
+    data = pixels.tobytes()
+    if tile_width * tile_length <= 1 << 20:  # a real tile is padded out to its full size; a hostile one is not
+        tile = np.zeros((tile_length, tile_width, 3), np.uint8)
+        tile[:height, :width] = pixels
+        data = tile.tobytes()
+    ifd_at = 16 + len(data)
+    short, long_ = 3, 4
+    entries = [  # (tag, type, count, value), sorted by tag
+        (256, long_, 1, width), (257, long_, 1, height), (258, short, 3, 8), (259, short, 1, compression), (262, short, 1, 2),
+        (277, short, 1, 3), (284, short, 1, 1), (322, long_, 1, tile_width), (323, long_, 1, tile_length),
+        (324, long_, 1, 16), (325, long_, 1, len(data)),
+    ]
+    out = bytearray(b"II*\x00" + struct.pack("<I", ifd_at) + struct.pack("<HHH", 8, 8, 8) + b"\x00\x00")
+    out += data + struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        if tag == 258:  # three shorts do not fit in the entry: they sit at offset 8
+            out += struct.pack("<HHII", tag, kind, count, 8)
+        else:
+            out += struct.pack("<HHI", tag, kind, count) + struct.pack("<I" if kind == long_ else "<HH", *((value,) if kind == long_ else (value, 0)))
+    return bytes(out + b"\x00\x00\x00\x00")
+
+
+def test_a_tiff_whose_tiles_dwarf_the_image_is_refused_before_libtiff_allocates_them() -> None:
+    """Found by the fuzzer: 48×32 pixels claimed in 6204×65535 tiles made libtiff allocate 1.6 GB before failing."""
+    from tests.fuzz_corpus import peak_rss_mb
+
+    pixels = np.asarray(gradient_image(32, 32).convert("RGB"))
+    legit = _tiled_tiff(pixels, 32, 32)
+    assert np.array_equal(np.asarray(decode_image(legit)), pixels)  # a real tiled TIFF still decodes, exactly
+    assert np.array_equal(np.asarray(decode_image(_tiled_tiff(pixels, 256, 256))), pixels)  # tiles past a small image: fine
+
+    before = peak_rss_mb(reset=True)
+    with pytest.raises(CorruptImageError, match=r"TIFF tiles of 6204×65535 pixels for a 32×32 image"):
+        decode_image(_tiled_tiff(pixels, 6204, 65535, compression=32773))  # PackBits: decoded by libtiff
+    after = peak_rss_mb()
+    if before is not None and after is not None:
+        assert after - before < 100, f"refusing the tiles still took {after - before:.0f} MB"
