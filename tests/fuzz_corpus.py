@@ -45,10 +45,13 @@ class Summary:
     failures: list[str] = field(default_factory=list)
     slowest_s: float = 0.0
     slowest: str = ""
+    largest_mb: float = 0.0  # the most one case raised this process's peak RSS above its RSS before it (in-process only)
+    largest: str = ""
 
     def as_dict(self) -> dict:
         return {"cases": self.cases, "statuses": self.statuses, "failures": self.failures[:20],
-                "failure_count": len(self.failures), "slowest_s": round(self.slowest_s, 3), "slowest": self.slowest}
+                "failure_count": len(self.failures), "slowest_s": round(self.slowest_s, 3), "slowest": self.slowest,
+                "largest_mb": round(self.largest_mb), "largest": self.largest}
 
 
 @cache
@@ -318,11 +321,17 @@ def check(case: Case, status: int, content_type: str, body: bytes) -> str | None
     return None
 
 
-def run(client, cases: Iterator[Case], max_case_s: float = 10.0, on_case: Callable[[], None] | None = None) -> Summary:  # type: ignore[no-untyped-def]
-    """Sends each case through ``client`` (a TestClient or httpx.Client) and checks every answer."""
+def run(client, cases: Iterator[Case], max_case_s: float = 10.0, on_case: Callable[[], None] | None = None,  # type: ignore[no-untyped-def]
+        max_case_mb: float | None = None) -> Summary:
+    """Sends each case through ``client`` (a TestClient or httpx.Client) and checks every answer.
+
+    With ``max_case_mb`` (the app in this process), each case's own memory is checked too: the peak RSS
+    is reset before it and compared with the RSS it started from. Whole-run peaks hide which case it was.
+    """
     summary = Summary()
     for case in cases:
         headers = {"content-type": case.content_type} if case.content_type is not None else {}
+        before = rss_mb(reset_peak=True) if max_case_mb is not None else None
         started = time.perf_counter()
         if case.files is not None:
             response = client.post(case.path, files=case.files)
@@ -334,6 +343,11 @@ def run(client, cases: Iterator[Case], max_case_s: float = 10.0, on_case: Callab
         problem = check(case, response.status_code, response.headers.get("content-type", ""), response.content)
         if took > max_case_s:
             problem = problem or f"{case.name}: took {took:.1f} s (bound {max_case_s:g} s)"
+        grew = (peak_rss_mb() or 0.0) - before if before is not None else 0.0
+        if grew > summary.largest_mb:
+            summary.largest_mb, summary.largest = grew, case.name
+        if max_case_mb is not None and grew > max_case_mb:
+            problem = problem or f"{case.name}: peak RSS +{grew:.0f} MB (bound {max_case_mb:g} MB)"
         if problem:
             summary.failures.append(problem)
         if took > summary.slowest_s:
@@ -342,6 +356,17 @@ def run(client, cases: Iterator[Case], max_case_s: float = 10.0, on_case: Callab
             on_case()
     return summary
 
+
+
+def rss_mb(reset_peak: bool = False) -> float | None:
+    """This process's RSS now (VmRSS) in MB, optionally starting a new peak first. None off Linux."""
+    if reset_peak:
+        peak_rss_mb(reset=True)
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return None
 
 
 def peak_rss_mb(reset: bool = False) -> float | None:

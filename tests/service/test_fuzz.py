@@ -8,14 +8,14 @@ from tests.fuzz_corpus import generate, peak_rss_mb, run
 from tests.service.conftest import running_client
 
 CASES = 2_000
-PEAK_RSS_GROWTH_MB = 768  # the largest accepted image (64 Mpx) decodes to ~190 MB; a thin strip costs a crop
+PEAK_RSS_GROWTH_MB = 768  # the run, and each case: the largest accepted image (64 Mpx) decodes to ~190 MB
 MAX_CASE_S = 10.0  # a hang bound, not a speed test: the slowest case takes ~1 s (a 64,000×1,000 PNG)
 
 
 def test_two_thousand_hostile_requests_get_clean_answers(tmp_path: Path) -> None:
     with running_client(tmp_path) as client:
         start = peak_rss_mb(reset=True)
-        summary = run(client, generate(seed=0, count=CASES), max_case_s=MAX_CASE_S)
+        summary = run(client, generate(seed=0, count=CASES), max_case_s=MAX_CASE_S, max_case_mb=PEAK_RSS_GROWTH_MB)
         peak = peak_rss_mb()
     assert summary.cases == CASES
     assert summary.failures == [], summary.as_dict()
