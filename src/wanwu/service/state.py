@@ -10,6 +10,7 @@ from functools import partial
 
 import numpy as np
 
+from wanwu.artifacts import ModelSource
 from wanwu.classifier import Classifier, open_model
 from wanwu.engines import Engine, default_engine
 from wanwu.errors import UnknownModelError
@@ -39,7 +40,8 @@ def load_classifier(settings: ServiceSettings) -> Classifier:
     return Classifier(source, runner, settings.image_limits(), choice)
 
 
-def serving_engine(name: str, source, threads: int, precision: str, workers: int, timed: dict[str, Engine]) -> Engine:  # type: ignore[no-untyped-def]
+def serving_engine(name: str, source: ModelSource, threads: int, precision: str, workers: int,
+                   timed: dict[str, Engine]) -> Engine:
     """The engine ``auto`` just timed at ``precision``, where serving would build it the same way (one stream; bf16
     is timed without its guard), which saves compiling it again; otherwise a new one. The others are let go."""
     runner = timed.pop(precision, None) if workers == 1 and precision != "bf16" else None
