@@ -29,6 +29,7 @@ from bench.suite.common import SHARED, log, title, write_json  # noqa: E402
 from bench.suite.http import Workload, load_python, prepare_resnet18, run_load  # noqa: E402
 from bench.suite.preprocess import per_image_ms  # noqa: E402
 from bench.suite.servers import VARIANTS, start_wanwu, stop  # noqa: E402
+from wanwu.cpu import usable_cores  # noqa: E402
 
 LOOP, DECODE, ENGINE = "event loop: HTTP, multipart, hashing, ranking, JSON", "decode: JPEG, resize, crop", \
     "engine: the inference thread and the engine's own threads"
@@ -91,7 +92,7 @@ def engine_layers(config: str, weights: Path, home: Path, images: Path, batch: i
     source = open_source(spec, home, weights)
     precision = VARIANTS[config].precision
     if precision == "auto":
-        precision, _ = resolve_precision("openvino", source, threads=len(os.sched_getaffinity(0)), precision="auto")
+        precision, _ = resolve_precision("openvino", source, threads=usable_cores(), precision="auto")
     model_file = int8_model_file(source, "openvino") if precision == "int8" else source.onnx_path()
     core = ov.Core()
     model = with_pixel_input(core.read_model(str(model_file)), spec.preprocessing)
@@ -116,7 +117,7 @@ def engine_layers(config: str, weights: Path, home: Path, images: Path, batch: i
 
 def print_report(config: str, result: dict) -> None:
     load, roles = result["served"]["load"], result["served"]["cpu_ms_per_request"]
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     print(title(f"`{config}` under c={load['concurrency']}: {load['rps']:.1f} req/s, server CPU {load['server_cpu_util'] / cores:.0%} "
                 f"of {cores} cores"))
     print(f"\n{'served: CPU ms per request, by thread':<58} {'ms':>7}")

@@ -191,12 +191,15 @@ def _make_ready_int8(args: argparse.Namespace, model: str) -> int:
         _err.print(f"no INT8 version made: it needs {' and '.join(missing)} (pip install 'wanwu[quantize]'); "
                    f"--precision auto runs fp32 until `wanwu quantize {model}`", markup=False, soft_wrap=True)
         return 0
+    from wanwu.classifier import open_model
+    from wanwu.precision.calibration import shipped_photos
+    from wanwu.precision.int8 import quantize
+
     _err.print(f"making {model}'s INT8 version from the shipped photos (once; --no-int8 skips it)")
-    quantize = argparse.Namespace(
-        home=args.home, model=model, weights=None, precision="int8", calib=None, engine="openvino", subset=300,
-        augment=True, accuracy_control=False, eval=None, json=False, threads=None,
-    )
-    return cmd_quantize(quantize)
+    source = open_model(model, home_of(args), None)
+    artifact = quantize(source, [shipped_photos()], threads=os.cpu_count() or 1, log=_dim)  # quantize's own defaults
+    _print_int8(artifact, source.spec.name, "openvino")
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -235,31 +238,33 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     source = open_model(args.model, home_of(args), args.weights)
     threads = args.threads or os.cpu_count() or 1
     args.calib = args.calib or [shipped_photos()]
-    log = lambda message: _err.print(f"[dim]{message}[/dim]")  # noqa: E731
     if args.precision == "bf16":
-        return _calibrate_bf16(args, source, threads, log)
+        return _calibrate_bf16(args, source, threads, _dim)
     from wanwu.precision.int8 import quantize
 
-    artifact = quantize(
-        source,
-        args.calib,
-        engine=args.engine,
-        subset=args.subset,
-        augment=args.augment,
-        accuracy_control=args.accuracy_control,
-        eval_dir=args.eval,
-        threads=threads,
-        log=log,
-    )
-    report = artifact.report or {}
+    artifact = quantize(source, args.calib, engine=args.engine, subset=args.subset, augment=args.augment,
+                        accuracy_control=args.accuracy_control, eval_dir=args.eval, threads=threads, log=_dim)
     if args.json:
-        print_json({"artifact": str(artifact.path), "reused": artifact.reused, **report})
-        return 0
+        print_json({"artifact": str(artifact.path), "reused": artifact.reused, **(artifact.report or {})})
+    else:
+        _print_int8(artifact, source.spec.name, args.engine)
+    return 0
+
+
+def _dim(message: str) -> None:
+    _err.print(f"[dim]{message}[/dim]")
+
+
+def _print_int8(artifact, model: str, engine: str) -> None:  # type: ignore[no-untyped-def]
+    """An INT8 artifact for people: where it is, how it agrees with fp32, what auto will do with it."""
+    from wanwu.precision.validated import FOLDER_PREFIX
+
+    report = artifact.report or {}
     print(artifact.path)
     if report:
         folder = report.get("folder") or ""
         what = "images" if folder else "calibration views (no --eval folder)"
-        if folder.startswith("validated: "):
+        if folder.startswith(FOLDER_PREFIX):
             what = "labelled photos (the wanwu project's measurement of this exact model; see report.json)"
         line = (
             f"int8 vs fp32 on {report['images']} {what}: top-1 agreement {report['top1_agreement']:.1%}, "
@@ -271,8 +276,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
             line += f"; {report['images_in_calibration_set']} of them were in the calibration set"
         print(line)
         print(_auto_verdict(report["top1_agreement"]))
-    print(f"use it: wanwu predict --model {source.spec.name} --engine {args.engine} --precision int8 IMAGE")
-    return 0
+    print(f"use it: wanwu predict --model {model} --engine {engine} --precision int8 IMAGE")
 
 
 def _auto_verdict(agreement: float) -> str:

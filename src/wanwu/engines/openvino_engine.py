@@ -122,4 +122,3 @@ def with_pixel_input(model: ov.Model, pre: Preprocessing) -> ov.Model:
     ppp.input().model().set_layout(ov.Layout("NCHW"))
     ppp.input().preprocess().convert_element_type(ov.Type.f32).scale(255.0).mean(list(pre.mean)).scale(list(pre.std))
     return ppp.build()
-

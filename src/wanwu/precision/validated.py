@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
+FOLDER_PREFIX = "validated: "  # a report's "folder" when it carries the project's measurement, not its own
 SAMPLES = "100 ImageNet validation photos, one per class (../shared/data/imagenet-samples), none calibrated on"
 
 
@@ -34,12 +35,14 @@ class ValidatedInt8:
 
     def report(self) -> dict:
         """The fields of an accuracy report this measurement stands for."""
-        fields = asdict(self)
         return {
-            "folder": f"validated: {fields.pop('dataset')}",
-            "note": f"this exact model (SHA-256 {self.files_sha256[:12]}) was measured by the wanwu project; "
-            f"{fields.pop('measured')}",
-            **{k: fields[k] for k in ("images", "top1_agreement", "top5_overlap", "top1_int8", "top1_fp32")},
+            "folder": f"{FOLDER_PREFIX}{self.dataset}",
+            "note": f"this exact model (SHA-256 {self.files_sha256[:12]}) was measured by the wanwu project; {self.measured}",
+            "images": self.images,
+            "top1_agreement": self.top1_agreement,
+            "top5_overlap": self.top5_overlap,
+            "top1_int8": self.top1_int8,
+            "top1_fp32": self.top1_fp32,
         }
 
 
