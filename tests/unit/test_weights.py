@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +30,17 @@ def synthetic_resnet(resnet18_checkpoint: Path, monkeypatch: pytest.MonkeyPatch)
     spec = replace(RESNET, weights=weights)
     monkeypatch.setitem(model_registry._REGISTRY, "resnet18", spec)
     return spec, digest
+
+
+@pytest.fixture()
+def mirror(synthetic_resnet, resnet18_checkpoint: Path, tmp_path: Path) -> Iterator[tuple[Path, str]]:  # type: ignore[no-untyped-def]
+    """The synthesized checkpoint served by a local HTTP server under the registry's file name: (file, URL)."""
+    spec, _ = synthetic_resnet
+    served = tmp_path / "mirror"
+    served.mkdir()
+    shutil.copy(resnet18_checkpoint, served / spec.weights.file_name)
+    with serve_directory(served) as base:
+        yield served / spec.weights.file_name, f"{base}/{spec.weights.file_name}"
 
 
 def test_explicit_weights_are_reported_by_their_own_hash(resnet18_checkpoint: Path, tmp_path: Path) -> None:
@@ -78,30 +90,22 @@ def test_tampered_file_in_store_is_refused(synthetic_resnet, resnet18_checkpoint
         resolve_weights(spec, tmp_path)
 
 
-def test_download_verifies_and_writes_atomically(synthetic_resnet, resnet18_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_download_verifies_and_writes_atomically(synthetic_resnet, mirror, resnet18_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     spec, digest = synthetic_resnet
-    served = tmp_path / "mirror"
-    served.mkdir()
-    shutil.copy(resnet18_checkpoint, served / spec.weights.file_name)
     seen: list[int] = []
-    with serve_directory(served) as base:
-        found = download_weights(
-            spec, tmp_path / "home", url=f"{base}/{spec.weights.file_name}",
-            progress=lambda total, name: seen.append,
-        )
+    found = download_weights(spec, tmp_path / "home", url=mirror[1], progress=lambda total, name: seen.append)
     assert (found.source, found.sha256) == ("download", digest)
     assert found.path.read_bytes() == resnet18_checkpoint.read_bytes()
     assert sum(seen) == resnet18_checkpoint.stat().st_size
     assert [p.name for p in found.path.parent.iterdir()] == [spec.weights.file_name]  # no .part left
 
 
-def test_truncated_download_is_refused_and_leaves_nothing(synthetic_resnet, resnet18_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_truncated_download_is_refused_and_leaves_nothing(synthetic_resnet, mirror, resnet18_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     spec, _ = synthetic_resnet
-    served = tmp_path / "mirror"
-    served.mkdir()
-    (served / spec.weights.file_name).write_bytes(resnet18_checkpoint.read_bytes()[:1_000_000])
-    with serve_directory(served) as base, pytest.raises(WeightsVerificationError, match=r"truncated: 1000000 of"):
-        download_weights(spec, tmp_path / "home", url=f"{base}/{spec.weights.file_name}")
+    served, url = mirror
+    served.write_bytes(resnet18_checkpoint.read_bytes()[:1_000_000])
+    with pytest.raises(WeightsVerificationError, match=r"truncated: 1000000 of"):
+        download_weights(spec, tmp_path / "home", url=url)
     assert list(weights_dir(tmp_path / "home").iterdir()) == []
 
 
@@ -132,7 +136,7 @@ def test_a_checkpoint_of_another_architecture_is_refused(tmp_path: Path) -> None
         load_torch_model(RESNET, other)
 
 
-def test_cli_fetch_downloads_verifies_and_loads_strictly(synthetic_resnet, resnet18_checkpoint: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_fetch_downloads_verifies_and_loads_strictly(synthetic_resnet, mirror, resnet18_checkpoint: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     """`wanwu fetch` end to end against a local server; the fetched model's logits equal the original's."""
     import torch
 
@@ -141,13 +145,8 @@ def test_cli_fetch_downloads_verifies_and_loads_strictly(synthetic_resnet, resne
     from wanwu.models.resnet import resnet18
 
     spec, digest = synthetic_resnet
-    served = tmp_path / "mirror"
-    served.mkdir()
-    shutil.copy(resnet18_checkpoint, served / spec.weights.file_name)
     home = tmp_path / "home"
-    with serve_directory(served) as base:
-        code = main(["--home", str(home), "fetch", "resnet18", "--url", f"{base}/{spec.weights.file_name}", "--no-int8"])
-    assert code == 0
+    assert main(["--home", str(home), "fetch", "resnet18", "--url", mirror[1], "--no-int8"]) == 0
     assert f"sha256 {digest}, download" in capsys.readouterr().out
 
     reference = resnet18()
@@ -158,25 +157,22 @@ def test_cli_fetch_downloads_verifies_and_loads_strictly(synthetic_resnet, resne
         assert torch.equal(fetched(x), reference.eval()(x))
 
 
-def test_cli_fetch_refuses_a_tampered_mirror(synthetic_resnet, resnet18_checkpoint: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_fetch_refuses_a_tampered_mirror(synthetic_resnet, mirror, resnet18_checkpoint: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     from wanwu.cli import main
 
     spec, _ = synthetic_resnet
-    served = tmp_path / "mirror"
-    served.mkdir()
+    served, url = mirror
     data = bytearray(resnet18_checkpoint.read_bytes())
     data[5000] ^= 0x01
-    (served / spec.weights.file_name).write_bytes(bytes(data))
-    with serve_directory(served) as base:
-        code = main(["--home", str(tmp_path / "home"), "fetch", "resnet18", "--url", f"{base}/{spec.weights.file_name}", "--no-int8"])
-    assert code == 1
+    served.write_bytes(bytes(data))
+    assert main(["--home", str(tmp_path / "home"), "fetch", "resnet18", "--url", url, "--no-int8"]) == 1
     err = capsys.readouterr().err
     assert "wanwu: error:" in err and "failed verification" in err
     assert not (weights_dir(tmp_path / "home") / spec.weights.file_name).exists()
 
 
 @pytest.mark.slow
-def test_cli_fetch_also_makes_the_int8_version_auto_can_pick(synthetic_resnet, resnet18_checkpoint: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_fetch_also_makes_the_int8_version_auto_can_pick(mirror, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     """Like `make setup` for the bundled model: the fetched weights get an INT8 version from the shipped photos."""
     pytest.importorskip("nncf")
     from wanwu.classifier import open_model
@@ -185,13 +181,8 @@ def test_cli_fetch_also_makes_the_int8_version_auto_can_pick(synthetic_resnet, r
     from wanwu.precision.calibration import shipped_photos
     from wanwu.precision.int8 import int8_artifacts
 
-    spec, _ = synthetic_resnet
-    served = tmp_path / "mirror"
-    served.mkdir()
-    shutil.copy(resnet18_checkpoint, served / spec.weights.file_name)
     home = tmp_path / "home"
-    with serve_directory(served) as base:
-        assert main(["--home", str(home), "fetch", "resnet18", "--url", f"{base}/{spec.weights.file_name}"]) == 0
+    assert main(["--home", str(home), "fetch", "resnet18", "--url", mirror[1]]) == 0
     out = capsys.readouterr().out
     assert "int8 vs fp32 on" in out and "calibration views" in out
     assert "--precision auto (the default) runs it" in out or "auto keeps fp32" in out  # said either way
@@ -208,19 +199,14 @@ def test_cli_fetch_also_makes_the_int8_version_auto_can_pick(synthetic_resnet, r
     assert [a.path for a in int8_artifacts(source.bundle, "openvino")] == [artifact.path]
 
 
-def test_cli_fetch_without_nncf_says_how_to_get_int8(synthetic_resnet, resnet18_checkpoint: Path, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_fetch_without_nncf_says_how_to_get_int8(mirror, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     import importlib.util
 
     from wanwu.cli import main
 
-    spec, _ = synthetic_resnet
-    served = tmp_path / "mirror"
-    served.mkdir()
-    shutil.copy(resnet18_checkpoint, served / spec.weights.file_name)
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nncf" else find_spec(name, *a))
-    with serve_directory(served) as base:
-        assert main(["--home", str(tmp_path / "home"), "fetch", "resnet18", "--url", f"{base}/{spec.weights.file_name}"]) == 0
+    assert main(["--home", str(tmp_path / "home"), "fetch", "resnet18", "--url", mirror[1]]) == 0
     err = capsys.readouterr().err
     assert "no INT8 version made: it needs nncf (pip install 'wanwu[quantize]')" in err
     assert "wanwu quantize resnet18" in err
