@@ -81,12 +81,12 @@ def engine_layers(config: str, weights: Path, home: Path, images: Path, batch: i
     import numpy as np
     import openvino as ov
 
-    from wanwu.artifacts import open_source
     from wanwu.benchmark import pixel_inputs
     from wanwu.engines.openvino_engine import PRECISION_HINT, with_pixel_input
     from wanwu.models import get_model_spec
     from wanwu.precision import resolve_precision
     from wanwu.precision.int8 import int8_model_file
+    from wanwu.sources import open_source
 
     spec = get_model_spec("resnet18")
     source = open_source(spec, home, weights)

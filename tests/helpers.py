@@ -112,9 +112,9 @@ class FakeEngine:
 
 
 def fake_classifier(tmp: Path, engine: FakeEngine | None = None):  # type: ignore[no-untyped-def]
-    from wanwu.artifacts import ModelSource
     from wanwu.classifier import Classifier
     from wanwu.models import get_model_spec
+    from wanwu.sources import ModelSource
 
     source = ModelSource(get_model_spec("efficientnet_lite0"), "f" * 64, tmp)
     return Classifier(source, engine or FakeEngine())

@@ -18,13 +18,13 @@ from pathlib import Path
 from tests.checkpoints import synthesize_resnet18
 
 from bench.suite.peak import measure_peaks, model_flops
-from wanwu.artifacts import ModelSource, open_source
 from wanwu.benchmark import Opener, pixel_inputs, time_engines
 from wanwu.engines import ENGINES
 from wanwu.models import get_model_spec
 from wanwu.precision import open_engine
 from wanwu.precision.bf16 import calibrate_bf16, latest_guard
 from wanwu.precision.int8 import int8_artifacts, quantize
+from wanwu.sources import ModelSource, open_source
 
 
 def bench_source(model: str, home: Path, scratch: Path) -> ModelSource:

@@ -69,10 +69,10 @@ def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets:
     bench`` times). Both are core-milliseconds, measured here and now.
     """
     from bench.suite.preprocess import per_image_ms
-    from wanwu.artifacts import open_source
     from wanwu.benchmark import pixel_inputs, time_engine
     from wanwu.models import get_model_spec
     from wanwu.precision import open_engine, resolve_precision
+    from wanwu.sources import open_source
 
     spec = get_model_spec("resnet18")
     source = open_source(spec, home, weights)

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wanwu.artifacts import ModelSource
 from wanwu.engines import create_engine
 from wanwu.preprocess import preprocess_pixels
+from wanwu.sources import ModelSource
 
 
 def make_large(photos: list[Path], out: Path) -> list[Path]:

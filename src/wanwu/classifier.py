@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
-from wanwu.artifacts import ModelSource, has_weights_or_bundle, open_source
 from wanwu.engines import Engine, default_engine
 from wanwu.errors import WeightsError
 from wanwu.models.registry import ModelSpec, get_model_spec
 from wanwu.precision import open_engine, resolve_precision
 from wanwu.preprocess import ImageLimits, crop_pixels, preprocess_pixels, to_rgb
 from wanwu.ranking import Prediction, label, rank
+from wanwu.sources import ModelSource, has_weights_or_bundle, open_source
+from wanwu.store import wanwu_home
 from wanwu.trained.source import open_trained
 from wanwu.trained.store import is_trained_ref, resolve
-from wanwu.weights import wanwu_home
 
 if TYPE_CHECKING:
     from PIL import Image

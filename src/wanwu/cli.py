@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _os_error_line(err: OSError, home: Path | None) -> str:
-    from wanwu.weights import wanwu_home
+    from wanwu.store import wanwu_home
 
     if not err.filename:
         return str(err)

@@ -23,7 +23,7 @@ def print_json(obj: object) -> None:
 
 
 def home_of(args: argparse.Namespace) -> Path:
-    from wanwu.weights import wanwu_home
+    from wanwu.store import wanwu_home
 
     return args.home or wanwu_home()
 
@@ -76,8 +76,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def model_rows(home: Path) -> list[dict]:
-    from wanwu.artifacts import find_bundles
     from wanwu.models import list_models
+    from wanwu.sources import find_bundles
     from wanwu.weights import find_weights
 
     rows = []
@@ -106,15 +106,15 @@ def model_rows(home: Path) -> list[dict]:
 
 
 def _precision_reports(home: Path, spec) -> list[dict]:  # type: ignore[no-untyped-def]
-    from wanwu.artifacts import find_bundles
     from wanwu.precision import reports
+    from wanwu.sources import find_bundles
 
     return [{"bundle": b.name, **r} for b, _ in find_bundles(home, spec) for r in reports(b)]
 
 
 def _auto_choices(home: Path, spec) -> list[dict]:  # type: ignore[no-untyped-def]
-    from wanwu.artifacts import find_bundles
     from wanwu.precision.auto import cached_choices
+    from wanwu.sources import find_bundles
 
     return [{"bundle": b.name, **c} for b, _ in find_bundles(home, spec) for c in cached_choices(b)]
 

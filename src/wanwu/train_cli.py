@@ -21,7 +21,7 @@ def _err():  # type: ignore[no-untyped-def]
 
 
 def _home(args: argparse.Namespace) -> Path:
-    from wanwu.weights import wanwu_home
+    from wanwu.store import wanwu_home
 
     return args.home or wanwu_home()
 

@@ -7,7 +7,6 @@ the file -> a download, only when the caller allows it (``wanwu fetch``; never i
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import importlib.util
 import os
@@ -18,12 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from wanwu.errors import StoreError, WeightsMissingError, WeightsVerificationError
+from wanwu.errors import WeightsMissingError, WeightsVerificationError
 from wanwu.models.registry import ModelSpec, WeightsSpec
+from wanwu.store import DISK_ERRNOS, store_error
 
-HOME_ENV = "WANWU_HOME"
-# What a store that cannot take a write says: read-only, full, over quota, not ours.
-DISK_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM})
 _CHUNK = 1 << 20
 
 ProgressFactory = Callable[[int | None, str], Callable[[int], None]]
@@ -40,25 +37,8 @@ class ResolvedWeights:
         return self.source != "explicit"
 
 
-def wanwu_home(environ: dict[str, str] | None = None) -> Path:
-    """Root of everything wanwu writes: ``$WANWU_HOME`` or ``~/.cache/wanwu``."""
-    env = os.environ if environ is None else environ
-    if env.get(HOME_ENV):
-        return Path(env[HOME_ENV]).expanduser()
-    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "wanwu"
 
 
-def store_error(path: Path | str, err: BaseException) -> StoreError:
-    """One line for a store that cannot be written: what, why, and the setting that moves the store.
-
-    ``err`` is an ``OSError`` (read-only, full disk, permission denied) or what a library raises
-    instead (OpenVINO's ``RuntimeError: basic_ios::clear`` on a full disk).
-    """
-    reason = err.strerror if isinstance(err, OSError) and err.strerror else (str(err) or type(err).__name__)
-    return StoreError(
-        f"cannot write {path}: {reason}. The store is --home / {HOME_ENV}: point it at a writable folder with free space"
-    )
 
 
 def weights_dir(home: Path) -> Path:
@@ -203,13 +183,3 @@ def _stream(url, out, progress, timeout, model, home) -> None:  # type: ignore[n
             f"could not download {url} ({reason}). {missing_message(model, home)}"
         ) from err
 
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this PID runs here: tells a dead writer's partial folder from a live one's."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wanwu.artifacts import open_source
 from wanwu.classifier import Classifier
 from wanwu.engines import create_engine
 from wanwu.errors import EngineUnavailableError
@@ -15,6 +14,7 @@ from wanwu.evaluate import evaluate
 from wanwu.models import get_model_spec
 from wanwu.preprocess import preprocess, preprocess_pixels
 from wanwu.ranking import top_indices
+from wanwu.sources import open_source
 
 FAST_ENGINES = ("onnxruntime", "openvino")
 TOLERANCE = 1e-3  # max |Δlogit| allowed between an fp32 engine and torch eager

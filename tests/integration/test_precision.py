@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from tests.helpers import require_module
-from wanwu.artifacts import open_source
 from wanwu.cli import main
 from wanwu.datasets import labelled_images
 from wanwu.engines import create_engine
@@ -20,6 +19,7 @@ from wanwu.models import get_model_spec
 from wanwu.precision import open_engine
 from wanwu.precision.compare import compare, run_batched
 from wanwu.preprocess import preprocess
+from wanwu.sources import open_source
 
 require_module("openvino")
 MODEL = "efficientnet_lite0"

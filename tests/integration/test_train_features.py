@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from tests.shapes import write_shapes
-from wanwu.artifacts import open_source
 from wanwu.classifier import Classifier, open_model
 from wanwu.cli import main
 from wanwu.engines import create_engine
 from wanwu.models import get_model_spec
+from wanwu.sources import open_source
 from wanwu.trained import graph
 from wanwu.trained.source import feature_source
 from wanwu.trained.store import trained_dir, versions

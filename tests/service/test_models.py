@@ -16,12 +16,12 @@ import pytest
 
 from tests.helpers import FakeEngine, encode, gradient_image
 from tests.service.conftest import live_server
-from wanwu.artifacts import ModelSource
 from wanwu.classifier import Classifier
 from wanwu.models import get_model_spec
 from wanwu.service import state as state_module
 from wanwu.service.app import create_app
 from wanwu.service.settings import ServiceSettings
+from wanwu.sources import ModelSource
 
 PNG = encode(gradient_image(64, 48), "PNG")
 

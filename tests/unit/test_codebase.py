@@ -13,9 +13,9 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "wanwu"
 # core (up to ``evaluate``) never imports the CLI or the service, and engines never import precision.
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "cpu", "version", "threadnames"),
-    ("models", "labels"),
+    ("models", "labels", "store"),
     ("weights",),
-    ("artifacts", "datasets", "preprocess"),
+    ("sources", "datasets", "preprocess"),
     ("imagefolder",),
     ("trained",),
     ("ranking", "benchmark"),

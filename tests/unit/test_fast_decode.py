@@ -52,8 +52,8 @@ def test_fast_path_resizes_only_the_crop_within_one_level() -> None:
 def test_fast_decode_agrees_on_real_samples(samples_dir: Path, shared_home: Path) -> None:
     """Upscaled real samples (as a phone would send them): same top-1 with exact and fast decoding."""
     require_module("openvino")
-    from wanwu.artifacts import open_source
     from wanwu.engines import create_engine
+    from wanwu.sources import open_source
 
     paths = sorted(samples_dir.glob("*.JPEG"))[::20][:5]
     datas = [encode(Image.open(p).convert("RGB").resize((2000, 1500), Image.BICUBIC), "JPEG", quality=90) for p in paths]

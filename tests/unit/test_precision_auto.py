@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from wanwu.artifacts import ModelSource
 from wanwu.models import get_model_spec
 from wanwu.precision import auto
 from wanwu.precision.auto import choose_precision, pick
+from wanwu.sources import ModelSource
 
 
 def _source(tmp_path: Path) -> ModelSource:

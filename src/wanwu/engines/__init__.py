@@ -23,8 +23,8 @@ from wanwu.preprocess import normalize
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from wanwu.artifacts import ModelSource
     from wanwu.models.registry import Preprocessing
+    from wanwu.sources import ModelSource
 
 PRECISIONS = ("fp32", "bf16", "int8")
 

@@ -12,10 +12,10 @@ import numpy as np
 import openvino as ov
 from openvino.preprocess import PrePostProcessor
 
-from wanwu.artifacts import ModelSource
 from wanwu.cpu import usable_cores
 from wanwu.engines import EngineBase, is_pixels, model_input
 from wanwu.errors import EngineUnavailableError
+from wanwu.sources import ModelSource
 
 if TYPE_CHECKING:
     from wanwu.models.registry import Preprocessing

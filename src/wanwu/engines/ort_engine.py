@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from wanwu.artifacts import INPUT_NAME, ModelSource
 from wanwu.engines import EngineBase, model_input
+from wanwu.sources import INPUT_NAME, ModelSource
 
 # ONNX Runtime warns at every load about initializers it folds; errors only. Set per session, not
 # with ort.set_default_logger_severity: that would change the log level of every other ORT user

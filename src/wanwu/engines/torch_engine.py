@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from wanwu.artifacts import ModelSource
 from wanwu.engines import EngineBase, model_input
+from wanwu.sources import ModelSource
 
 
 class TorchEngine(EngineBase):

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wanwu.artifacts import ModelSource
 from wanwu.engines import Engine, check_precision, create_engine
+from wanwu.sources import ModelSource
 
 if TYPE_CHECKING:
     from wanwu.precision.auto import PrecisionChoice

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from wanwu.artifacts import ModelSource
 from wanwu.benchmark import pixel_inputs, time_engine
 from wanwu.cpu import cpu_info
 from wanwu.engines import Engine, get_engine_info
+from wanwu.sources import ModelSource
 
 AUTO = "auto"
 TARGET_AGREEMENT = 0.98

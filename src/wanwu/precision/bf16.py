@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from wanwu.artifacts import ModelSource
 from wanwu.engines import Engine, create_engine
 from wanwu.precision.calibration import CalibrationSet, Log, calibration_set, quiet
 from wanwu.precision.compare import compare, run_batched
 from wanwu.precision.guard import choose_margin, top_margin
 from wanwu.precision.store import find_artifacts, newest, reuse, write_atomically, write_json
 from wanwu.precision.views import DEFAULT_SUBSET, CalibrationViews, labelled_eval_set, views_per_image
+from wanwu.sources import ModelSource
 
 GUARD_PREFIX = "bf16-guard-"
 RECIPE_VERSION = 1

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from wanwu.artifacts import ModelSource
 from wanwu.datasets import image_files
 from wanwu.precision.store import calibration_hash
 from wanwu.precision.views import CalibrationViews, choose_subset
+from wanwu.sources import ModelSource
 from wanwu.weights import sha256_file
 
 Log = Callable[[str], None]

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from wanwu.artifacts import ModelSource
 from wanwu.engines import Engine, create_engine
 from wanwu.errors import EngineUnavailableError, WanwuError
 from wanwu.precision.calibration import Log, calibration_set, quiet
@@ -29,6 +28,7 @@ from wanwu.precision.compare import compare, run_batched
 from wanwu.precision.store import Artifact, find_artifacts, reuse, write_atomically, write_json
 from wanwu.precision.validated import validated_report
 from wanwu.precision.views import DEFAULT_SUBSET, VALIDATION_VIEWS, CalibrationViews, labelled_eval_set, views_per_image
+from wanwu.sources import ModelSource
 
 INT8_PREFIX = "int8-"
 RECIPE_VERSION = 2

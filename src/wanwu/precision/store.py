@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from wanwu.weights import pid_alive, store_error
+from wanwu.store import pid_alive, store_error
 
 CALIBRATION = "calibration.json"
 REPORT = "report.json"

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from wanwu.artifacts import ModelSource
 from wanwu.datasets import labelled_images
 from wanwu.imagefolder import matched_items
 from wanwu.models.registry import Preprocessing
 from wanwu.preprocess import decode_image, preprocess_pixels, transform
+from wanwu.sources import ModelSource
 from wanwu.weights import sha256_file
 
 DEFAULT_SUBSET = 300

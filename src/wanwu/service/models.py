@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from wanwu.service.errors import InvalidRequestError
+from wanwu.store import wanwu_home
 from wanwu.trained.store import versions
-from wanwu.weights import wanwu_home
 
 if TYPE_CHECKING:
     from wanwu.service.state import ServiceState

@@ -10,7 +10,6 @@ from functools import partial
 
 import numpy as np
 
-from wanwu.artifacts import ModelSource
 from wanwu.classifier import Classifier, open_model
 from wanwu.engines import Engine, default_engine
 from wanwu.errors import UnknownModelError
@@ -21,6 +20,7 @@ from wanwu.service.memory import release_memory
 from wanwu.service.metrics import Metrics
 from wanwu.service.pipeline import Pipeline
 from wanwu.service.settings import ServiceSettings
+from wanwu.sources import ModelSource
 from wanwu.threadnames import name_os_thread
 
 log = logging.getLogger("wanwu.service")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wanwu.artifacts import ModelSource
 from wanwu.errors import WeightsError
+from wanwu.sources import ModelSource
 
 TRUNK_DIR = "trunk-{}"
 

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wanwu.artifacts import ONNX_FILE, ModelSource, open_source
 from wanwu.errors import WanwuError, WeightsVerificationError
 from wanwu.labels import LabelSet
 from wanwu.models.registry import ModelSpec, Preprocessing, get_model_spec
+from wanwu.sources import ONNX_FILE, ModelSource, open_source
 from wanwu.trained.store import Version, resolve
 from wanwu.weights import sha256_file
 

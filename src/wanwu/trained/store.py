@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wanwu.errors import InvalidNameError, UnknownModelError, WanwuError
-from wanwu.weights import pid_alive
+from wanwu.store import pid_alive
 
 VERSION_FILE = "version.json"
 _PARTIAL = ".partial-"

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from wanwu.artifacts import ModelSource
 from wanwu.errors import ImageError
 from wanwu.models.registry import Preprocessing
 from wanwu.preprocess import ImageLimits, crop_pixels, decode_image
+from wanwu.sources import ModelSource
 from wanwu.threadnames import name_os_thread
 
 VIEWS = ("center", "flip", "zoom", "zoom-flip")

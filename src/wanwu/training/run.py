@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wanwu.artifacts import ModelSource
 from wanwu.models.registry import Preprocessing
+from wanwu.sources import ModelSource
 from wanwu.training.data import TrainingSet
 from wanwu.training.head import Head, HeadConfig
 

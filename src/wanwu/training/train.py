@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from wanwu.artifacts import ModelSource
 from wanwu.classifier import open_model
 from wanwu.engines import create_engine, default_engine
 from wanwu.errors import DatasetError, InvalidNameError, WanwuError
 from wanwu.models.registry import Preprocessing
+from wanwu.sources import ModelSource
 from wanwu.trained.source import feature_source
 from wanwu.trained.store import Version, check_name, is_trained_ref
 from wanwu.training import Reporter, Silent

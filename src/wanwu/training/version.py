@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wanwu.artifacts import ONNX_FILE, export_onnx
+from wanwu.sources import ONNX_FILE, export_onnx
 from wanwu.trained import finetuned, graph
 from wanwu.trained.source import HEAD_FILE, pyramid_maps
 from wanwu.trained.store import Version, commit, new_partial

@@ -21,7 +21,8 @@ from wanwu.errors import EngineUnavailableError, WeightsMissingError
 from wanwu.labels import LabelSet, get_labels
 from wanwu.models.build import load_torch_model
 from wanwu.models.registry import ModelSpec
-from wanwu.weights import ResolvedWeights, find_weights, missing_message, resolve_weights, store_error
+from wanwu.store import store_error
+from wanwu.weights import ResolvedWeights, find_weights, missing_message, resolve_weights
 
 MANIFEST = "manifest.json"
 ONNX_FILE = "model.onnx"
@@ -73,7 +74,7 @@ class ModelSource:
         if (self.bundle / ONNX_FILE).is_file() or self.weights is None:
             return
         home = self.bundle.parent.parent
-        cmd = [sys.executable, "-m", "wanwu.artifacts", self.spec.name, str(home), str(self.weights.path)]
+        cmd = [sys.executable, "-m", "wanwu.sources", self.spec.name, str(home), str(self.weights.path)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -189,7 +190,7 @@ def has_weights_or_bundle(spec: ModelSpec, home: Path) -> bool:
     return find_weights(spec, home) is not None or len(official_bundles(home, spec)) == 1
 
 
-if __name__ == "__main__":  # python -m wanwu.artifacts MODEL HOME WEIGHTS (see export_in_child_process)
+if __name__ == "__main__":  # python -m wanwu.sources MODEL HOME WEIGHTS (see export_in_child_process)
     from wanwu.models.registry import get_model_spec
 
     _name, _home, _weights = sys.argv[1:4]
