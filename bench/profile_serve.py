@@ -83,8 +83,8 @@ def engine_layers(config: str, weights: Path, home: Path, images: Path, batch: i
 
     from wanwu.benchmark import pixel_inputs
     from wanwu.engines.openvino_engine import PRECISION_HINT, with_pixel_input
+    from wanwu.loader import ModelRequest, load
     from wanwu.models import get_model_spec
-    from wanwu.precision import resolve_precision
     from wanwu.precision.int8 import int8_model_file
     from wanwu.sources import open_source
 
@@ -92,7 +92,7 @@ def engine_layers(config: str, weights: Path, home: Path, images: Path, batch: i
     source = open_source(spec, home, weights)
     precision = VARIANTS[config].precision
     if precision == "auto":
-        precision, _ = resolve_precision("openvino", source, threads=usable_cores(), precision="auto")
+        precision = load(ModelRequest(engine="openvino", threads=usable_cores()), source).precision
     model_file = int8_model_file(source, "openvino") if precision == "int8" else source.onnx_path()
     core = ov.Core()
     model = with_pixel_input(core.read_model(str(model_file)), spec.preprocessing)

@@ -75,13 +75,13 @@ def _throughput(engines: list, batch: np.ndarray, seconds: float) -> tuple[float
 
 
 def measure_engine(args: argparse.Namespace, cores: int) -> dict:
-    from wanwu.precision import open_engine
+    from wanwu.loader import open_runner
     from wanwu.tagging.api import load_tagger
 
     classifier, streams = load_tagger(args.model, args.engine, None, args.home, "fp32", cores)
     crop = classifier.spec.preprocessing.crop_size
     rows = []
-    one = open_engine(classifier.engine.name, classifier.source, threads=cores)
+    one = open_runner(classifier.source, classifier.engine.name, threads=cores)
     for label, engines in ((f"{cores} workers × 1 thread (what tag runs)", streams), (f"1 worker × {cores} threads", [one])):
         for size in (1, 8, 16, 32):
             batch = np.random.default_rng(size).integers(0, 255, (size, crop, crop, 3), dtype=np.uint8)
@@ -166,10 +166,10 @@ def dataloader_child(list_file: Path, model: str, home: Path, workers: int, batc
     import torch
     from torch.utils.data import DataLoader, Dataset
 
-    from wanwu.classifier import open_model
+    from wanwu.loader import ModelRequest, open_source
     from wanwu.preprocess import preprocess
 
-    source = open_model(model, home)
+    source = open_source(ModelRequest(model, home=home))
     net = source.torch_model()
     pre = source.spec.preprocessing
     files = list_file.read_text().splitlines()

@@ -139,12 +139,18 @@ def require_module(name: str) -> ModuleType:
         missing(f"{name} is not installed ({exc}); `make setup` installs it")
 
 
+def open_model(name: str | None, home: Path | None = None, weights: Path | None = None):  # type: ignore[no-untyped-def]
+    """The verified source of a model, as the loader opens it."""
+    from wanwu.loader import ModelRequest, open_source
+
+    return open_source(ModelRequest(name, home=home, weights=weights))
+
+
 def int8_view(model_name: str, home: Path):  # type: ignore[no-untyped-def]
     """What `wanwu quantize` sees of a model: (its batch-dynamic OpenVINO graph, that graph's output shape at
     batch 4, the layers it keeps in fp32)."""
     import openvino as ov
 
-    from wanwu.classifier import open_model
     from wanwu.precision.int8 import _static_spatial_model, keep_fp32
 
     source = open_model(model_name, home)

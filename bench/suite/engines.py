@@ -20,8 +20,8 @@ from tests.checkpoints import synthesize_resnet18
 from bench.suite.peak import measure_peaks, model_flops
 from wanwu.benchmark import Opener, pixel_inputs, time_engines
 from wanwu.engines import ENGINES
+from wanwu.loader import open_runner
 from wanwu.models import get_model_spec
-from wanwu.precision import open_engine
 from wanwu.precision.bf16 import calibrate_bf16, latest_guard
 from wanwu.precision.int8 import int8_artifacts, quantize
 from wanwu.sources import ModelSource, open_source
@@ -42,7 +42,7 @@ def _has_bf16() -> bool:
 
 
 def _opener(source: ModelSource, threads: int) -> Opener:
-    return lambda name, precision, guard: open_engine(name, source, threads, precision, guard=guard)
+    return lambda name, precision, guard: open_runner(source, name, precision, threads, guard=guard)
 
 
 def prepare_precisions(source: ModelSource, calib: list[Path], threads: int, log: Callable[[str], None]) -> None:

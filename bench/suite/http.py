@@ -70,8 +70,8 @@ def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets:
     """
     from bench.suite.preprocess import per_image_ms
     from wanwu.benchmark import pixel_inputs, time_engine
+    from wanwu.loader import ModelRequest, load, open_runner
     from wanwu.models import get_model_spec
-    from wanwu.precision import open_engine, resolve_precision
     from wanwu.sources import open_source
 
     spec = get_model_spec("resnet18")
@@ -86,11 +86,11 @@ def measure_ceilings(weights: Path, home: Path, variants: list[str], image_sets:
             config = VARIANTS[variant]
             precision = config.precision
             if precision == "auto":  # what the server picked (cached at its first start: 2 threads, batch 8)
-                precision, _ = resolve_precision(config.engine, source, threads=cores, precision="auto")
+                precision = load(ModelRequest(engine=config.engine, threads=cores), source).precision
                 log(f"{variant}: auto picks {precision} on this CPU")
             key = (config.engine, precision)
             if key not in engine_ms:
-                runner = open_engine(key[0], source, threads=1, precision=key[1])
+                runner = open_runner(source, key[0], key[1], threads=1)
                 engine_ms[key] = time_engine(runner.run, pixels, runs=8, batch=8)["ms_per_image"]
                 del runner
             decode_ms = per_image_ms(datas, spec.preprocessing, config.fast_decode, runs=3)

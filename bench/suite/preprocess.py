@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wanwu.engines import create_engine
+from wanwu.loader import open_runner
 from wanwu.preprocess import preprocess_pixels
 from wanwu.sources import ModelSource
 
@@ -58,7 +58,7 @@ def measure_preprocess(
         results["sets"][name] = {"images": len(paths), "exact_ms": exact, "fast_ms": fast, "speedup": exact / fast}
         log(f"{name:30} {len(paths):3} images  exact {exact:7.2f} ms  fast {fast:7.2f} ms  ×{exact / fast:.2f}")
     samples = next(iter(sets.values()))
-    engine = create_engine("openvino", source, threads=threads)
+    engine = open_runner(source, "openvino", threads=threads)
     top1 = {}
     for fast in (False, True):
         batch = np.stack([preprocess_pixels(p.read_bytes(), pre, fast_decode=fast) for p in samples])

@@ -8,21 +8,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Union, overload
 
 import numpy as np
 
-from wanwu.engines import Engine, default_engine
-from wanwu.errors import WeightsError
-from wanwu.models.registry import ModelSpec, get_model_spec
-from wanwu.precision import open_engine, resolve_precision
+from wanwu.engines import Engine
+from wanwu.loader import Loaded, ModelRequest, load
+from wanwu.models.registry import ModelSpec
 from wanwu.preprocess import ImageLimits, crop_pixels, preprocess_pixels, to_rgb
 from wanwu.ranking import Prediction, label, rank
-from wanwu.sources import ModelSource, has_weights_or_bundle, open_source
-from wanwu.store import wanwu_home
-from wanwu.trained.source import open_trained
-from wanwu.trained.store import is_trained_ref, resolve
+from wanwu.sources import ModelSource
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -31,44 +28,25 @@ if TYPE_CHECKING:
 
 ImageInput = Union[str, os.PathLike, bytes, "Image.Image", np.ndarray]
 
-DEFAULT_MODELS = ("resnet18", "efficientnet_lite0")
-
-
-def default_model_name(home: Path) -> str:
-    """ResNet-18 when its weights (or its converted bundle) are here, else the bundled model."""
-    for name in DEFAULT_MODELS:
-        if has_weights_or_bundle(get_model_spec(name), home):
-            return name
-    return DEFAULT_MODELS[-1]
-
-
-def open_model(model: str | None, home: Path | None = None, weights: Path | None = None) -> ModelSource:
-    """The named model (default: ``default_model_name``) with its verified weights or converted bundle;
-    ``NAME@V`` (or ``NAME``, its newest version) is a model trained with ``wanwu train``."""
-    home = home or wanwu_home()
-    if is_trained_ref(model, home):
-        if weights is not None:
-            raise WeightsError(f"--weights is for ImageNet models; {model} carries its own (its base's and its head's)")
-        return open_trained(model, home)  # type: ignore[arg-type]
-    return open_source(get_model_spec(model or default_model_name(home)), home, weights)
-
-
-def check_model_name(model: str, home: Path | None = None) -> None:
-    """Raises ``UnknownModelError`` (listing the valid names) unless ``model`` is registered or trained here."""
-    if not is_trained_ref(model, home or wanwu_home()):
-        get_model_spec(model)
-    else:
-        resolve(home or wanwu_home(), model)
-
 
 class Classifier:
     def __init__(self, source: ModelSource, engine: Engine, limits: ImageLimits | None = None,
-                 precision_choice: PrecisionChoice | None = None) -> None:
+                 precision_choice: PrecisionChoice | None = None, loaded: Loaded | None = None) -> None:
         self.source = source
         self.engine = engine
         self.limits = limits or ImageLimits()
         self.precision_choice = precision_choice  # why ``--precision auto`` picked what runs
+        self.loaded = loaded  # the loader's answer: what runs and why (None for a classifier built by hand)
         self.labels = source.labels
+
+    @classmethod
+    def from_loaded(cls, loaded: Loaded, limits: ImageLimits | None = None) -> Classifier:
+        return cls(loaded.source, loaded.engine, limits, loaded.choice, loaded)
+
+    def __repr__(self) -> str:
+        what = self.loaded.why() if self.loaded else (
+            f"{self.model_name} (weights {self.weights_sha256[:12]}) on {self.engine.name}, {self.engine.precision}")
+        return f"<Classifier {what}>"
 
     @classmethod
     def load(
@@ -81,13 +59,12 @@ class Classifier:
         precision: str = "auto",
         limits: ImageLimits | None = None,
     ) -> Classifier:
-        """``model`` by name (default: ResNet-18 where its weights are here, else EfficientNet-Lite0) on
-        ``engine`` (default: the fastest installed) with ``threads`` (default: every core) at ``precision``
-        (default ``auto``: the fastest one ready for these weights on this CPU, see ``wanwu.precision.auto``)."""
-        source = open_model(model, home, weights)
-        engine, threads = engine or default_engine(), threads or os.cpu_count() or 1
-        precision, choice = resolve_precision(engine, source, threads, precision)
-        return cls(source, open_engine(engine, source, threads=threads, precision=precision), limits, choice)
+        """``model`` by name, or ``NAME@V`` trained with ``wanwu train`` (default: ResNet-18 where its weights are
+        here, else EfficientNet-Lite0) on ``engine`` (default: the fastest installed) with ``threads`` (default: the
+        usable cores) at ``precision`` (default ``auto``: the fastest one ready for these weights on this CPU).
+        ``wanwu.loader.ModelRequest`` says what each means; ``repr()`` says what runs and why."""
+        request = ModelRequest(model, engine, weights, home, precision, threads)
+        return cls.from_loaded(load(request), limits)
 
     @property
     def spec(self) -> ModelSpec:
@@ -114,15 +91,15 @@ class Classifier:
 
     def pixels(self, image: ImageInput, fast_decode: bool = False) -> np.ndarray:
         """Any accepted image -> the crop's pixels. Files and bytes are decoded under ``limits`` (EXIF
-        orientation applied); a PIL image or an array is taken as it is, converted to RGB."""
+        orientation applied); a PIL image or a uint8 array is taken as it is, converted to RGB."""
         if isinstance(image, str | os.PathLike):
             image = Path(image).read_bytes()
         if isinstance(image, bytes | bytearray | memoryview):
             return self.preprocess(bytes(image), fast_decode)
         if isinstance(image, np.ndarray):
-            from PIL import Image
-
-            image = Image.fromarray(image)
+            image = _array_image(image)
+        elif not _is_pil_image(image):
+            raise TypeError(f"cannot classify a {type(image).__name__}: {ACCEPTED}")
         return crop_pixels(to_rgb(image), self.spec.preprocessing, resize_crop_only=fast_decode)
 
     def logits(self, batch: np.ndarray, engine: Engine | None = None) -> np.ndarray:
@@ -135,11 +112,20 @@ class Classifier:
     def predict_arrays(self, batch: np.ndarray, top_k: int = 5, min_score: float = 0.0) -> list[list[Prediction]]:
         return [label(ranked, self.labels, min_score) for ranked in rank(self.logits(batch), top_k)]
 
-    def predict(self, image: ImageInput, top_k: int = 5, min_score: float = 0.0) -> list[Prediction]:
-        """The ``top_k`` most probable classes of one image, highest first (ties: the lower class index)."""
+    @overload
+    def predict(self, image: ImageInput, top_k: int = 5, min_score: float = 0.0) -> list[Prediction]: ...
+
+    @overload
+    def predict(self, image: Sequence[ImageInput], top_k: int = 5, min_score: float = 0.0) -> list[list[Prediction]]: ...
+
+    def predict(self, image, top_k=5, min_score=0.0):  # type: ignore[no-untyped-def]
+        """The ``top_k`` most probable classes of one image, highest first (ties: the lower class index); for a list
+        or tuple of images, one such list per image (run in batches)."""
+        if isinstance(image, list | tuple):
+            return self.predict_many(list(image), top_k, min_score)
         return self.predict_arrays(self.pixels(image)[None], top_k, min_score)[0]
 
-    def predict_many(self, images: list[ImageInput], top_k: int = 5, min_score: float = 0.0,
+    def predict_many(self, images: Sequence[ImageInput], top_k: int = 5, min_score: float = 0.0,
                      batch_size: int = 8) -> list[list[Prediction]]:
         """``predict`` for several images, run ``batch_size`` at a time."""
         out: list[list[Prediction]] = []
@@ -147,3 +133,26 @@ class Classifier:
             batch = np.stack([self.pixels(image) for image in images[start : start + batch_size]])
             out.extend(self.predict_arrays(batch, top_k, min_score))
         return out
+
+
+ACCEPTED = ("pass a file path, the file's bytes, a PIL image, or an (H, W), (H, W, 3) or (H, W, 4) uint8 array "
+            "of 0-255 pixels (or a list of these)")
+
+
+def _is_pil_image(image: object) -> bool:
+    from PIL import Image
+
+    return isinstance(image, Image.Image)
+
+
+def _array_image(array: np.ndarray) -> Image.Image:
+    """A uint8 pixel array -> a PIL image; anything else is refused with what would be accepted, since a float array
+    could mean 0-1, 0-255 or an already normalised tensor, and guessing wrong gives confident nonsense."""
+    from PIL import Image
+
+    if array.dtype != np.uint8:
+        hint = " (for pixels in 0-1, pass (array * 255).round().astype(np.uint8))" if array.dtype.kind == "f" else ""
+        raise TypeError(f"cannot classify a {array.dtype} array: {ACCEPTED}{hint}")
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4)):
+        return Image.fromarray(array)
+    raise TypeError(f"cannot classify an array of shape {array.shape}: {ACCEPTED}")

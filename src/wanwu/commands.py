@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+from wanwu.cpu import usable_cores
 from wanwu.errors import ImageError, WanwuError
 
 _err = Console(stderr=True)
@@ -191,13 +191,13 @@ def _make_ready_int8(args: argparse.Namespace, model: str) -> int:
         _err.print(f"no INT8 version made: it needs {' and '.join(missing)} (pip install 'wanwu[quantize]'); "
                    f"--precision auto runs fp32 until `wanwu quantize {model}`", markup=False, soft_wrap=True)
         return 0
-    from wanwu.classifier import open_model
+    from wanwu.loader import ModelRequest, open_source
     from wanwu.precision.calibration import shipped_photos
     from wanwu.precision.int8 import quantize
 
     _err.print(f"making {model}'s INT8 version from the shipped photos (once; --no-int8 skips it)")
-    source = open_model(model, home_of(args), None)
-    artifact = quantize(source, [shipped_photos()], threads=os.cpu_count() or 1, log=_dim)  # quantize's own defaults
+    source = open_source(ModelRequest(model, weights=None, home=home_of(args)))
+    artifact = quantize(source, [shipped_photos()], threads=usable_cores(), log=_dim)  # quantize's own defaults
     _print_int8(artifact, source.spec.name, "openvino")
     return 0
 
@@ -221,22 +221,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from wanwu.classifier import open_model
-    from wanwu.engines import create_engine
+    from wanwu.loader import ModelRequest, open_runner, open_source
 
-    source = open_model(args.model, home_of(args), args.weights)
+    source = open_source(ModelRequest(args.model, weights=args.weights, home=home_of(args)))
     for engine in args.engine or ["openvino"]:
-        create_engine(engine, source)
+        open_runner(source, engine)
     print(source.bundle)
     return 0
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from wanwu.classifier import open_model
+    from wanwu.loader import ModelRequest, open_source
     from wanwu.precision.calibration import shipped_photos
 
-    source = open_model(args.model, home_of(args), args.weights)
-    threads = args.threads or os.cpu_count() or 1
+    source = open_source(ModelRequest(args.model, weights=args.weights, home=home_of(args)))
+    threads = args.threads or usable_cores()
     args.calib = args.calib or [shipped_photos()]
     if args.precision == "bf16":
         return _calibrate_bf16(args, source, threads, _dim)
@@ -311,19 +310,18 @@ def _calibrate_bf16(args: argparse.Namespace, source, threads: int, log) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from wanwu.benchmark import time_engines
-    from wanwu.classifier import open_model
     from wanwu.cpu import cpu_info
     from wanwu.engines import ENGINES, available_engines
-    from wanwu.precision import open_engine
+    from wanwu.loader import ModelRequest, open_runner, open_source
 
-    source = open_model(args.model, home_of(args), args.weights)
-    threads = args.threads or os.cpu_count() or 1
+    source = open_source(ModelRequest(args.model, weights=args.weights, home=home_of(args)))
+    threads = args.threads or usable_cores()
     batches = args.batch or [1, 8]
     images, described = _bench_pixels(args.images, source.spec.preprocessing, max(batches))
     pairs = [(e, p) for e in args.engine or available_engines() for p in args.precision or ENGINES[e].precisions]
     skip = None if args.precision else lambda message: _err.print(f"[dim]{message}[/dim]")
     # guarded bf16 only on real images: random ones are nearly all near-ties, which the guard re-runs in fp32
-    rows = time_engines(lambda name, precision, guard: open_engine(name, source, threads, precision, guard=guard),
+    rows = time_engines(lambda name, precision, guard: open_runner(source, name, precision, threads, guard=guard),
                         pairs, batches, images, runs=args.runs, guarded=args.images is not None, skip=skip)
     cpu = cpu_info()
     if args.json:

@@ -9,6 +9,7 @@ keyed on it. Linux reads ``/proc/cpuinfo``; elsewhere ``platform.processor()`` n
 from __future__ import annotations
 
 import functools
+import math
 import os
 import platform
 from dataclasses import asdict, dataclass
@@ -53,11 +54,48 @@ def parse_cpuinfo(text: str, fallback_model: str = "", cores: int = 1) -> CpuInf
                    family=fields.get("cpu family", ""), model_id=fields.get("model", "") if "cpu family" in fields else "")
 
 
-def usable_cores() -> int:
+def usable_cores(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may keep busy: its CPU affinity, further limited by its container's CPU quota.
+
+    The default thread count everywhere (``--threads`` / ``WANWU_THREADS`` override it). A quota does not change how
+    many cores the OS reports, and an engine with more threads than its quota stalls whole periods at a time: in a
+    container limited to 2 CPUs on a 64-core host, 64 threads run slower than 2.
+    """
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cpu_quota(cgroup_root)
+    return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def cpu_quota(cgroup_root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs' worth of time the cgroup may use per period (``1.5``), or None where there is no limit.
+
+    cgroup v2: ``cpu.max`` holds ``"<quota> <period>"`` or ``"max <period>"``. cgroup v1: ``cpu/cpu.cfs_quota_us``
+    (``-1``: none) over ``cpu/cpu.cfs_period_us`` (also mounted as ``cpu,cpuacct``).
+    """
+    try:
+        quota, period = (cgroup_root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else _ratio(quota, period)
+    except (OSError, ValueError):
+        pass
+    for folder in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+        try:
+            quota = (cgroup_root / folder / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup_root / folder / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            continue
+        try:
+            return _ratio(quota, period)
+        except ValueError:
+            return None
+    return None
+
+
+def _ratio(quota: str, period: str) -> float | None:
+    q, p = int(quota), int(period)
+    return q / p if q > 0 and p > 0 else None
 
 
 @functools.cache

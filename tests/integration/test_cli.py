@@ -61,7 +61,7 @@ def test_predict_table_shows_chinese_and_english(examples_dir: Path, shared_home
 def test_unknown_model_exits_non_zero_with_one_line(shared_home: Path, examples_dir: Path) -> None:
     proc = _run(["predict", "--model", "vgg99", str(examples_dir / "chelsea.jpg")], shared_home)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "wanwu: error: unknown model 'vgg99'; valid models: efficientnet_lite0, efficientnet_lite2, resnet18"
+    assert proc.stderr.strip().startswith("wanwu: error: unknown model 'vgg99'; ImageNet models: efficientnet_lite0, efficientnet_lite2, resnet18; trained here")
 
 
 def test_missing_resnet_weights_are_explained(shared_home: Path, examples_dir: Path) -> None:

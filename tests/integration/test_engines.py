@@ -160,12 +160,12 @@ def test_service_style_load_exports_in_a_child_process(resnet18_checkpoint: Path
 
 def test_a_bundle_from_other_weights_never_stands_in_for_the_official_ones(resnet18_checkpoint: Path, tmp_path: Path) -> None:
     """Exporting your own (or a benchmark's random) checkpoint must not make it the model's default."""
-    from wanwu.classifier import default_model_name
     from wanwu.errors import WeightsMissingError
+    from wanwu.loader import default_model
 
     spec = get_model_spec("resnet18")
     open_source(spec, tmp_path, resnet18_checkpoint).onnx_path()  # a converted bundle of non-official weights
-    assert default_model_name(tmp_path) == "efficientnet_lite0"
+    assert default_model(tmp_path) == "efficientnet_lite0"
     with pytest.raises(WeightsMissingError, match="wanwu fetch resnet18"):
         open_source(spec, tmp_path)
     assert open_source(spec, tmp_path, resnet18_checkpoint).bundle.is_dir()  # passed explicitly, it is used

@@ -15,8 +15,8 @@ from wanwu.datasets import labelled_images
 from wanwu.engines import create_engine
 from wanwu.errors import EngineUnavailableError
 from wanwu.labels import get_labels
+from wanwu.loader import open_runner
 from wanwu.models import get_model_spec
-from wanwu.precision import open_engine
 from wanwu.precision.compare import compare, run_batched
 from wanwu.preprocess import preprocess
 from wanwu.sources import open_source
@@ -69,7 +69,7 @@ def _needs_bf16() -> None:
 
 def test_unguarded_bf16_flips_only_near_ties(source, labelled, fp32_logits) -> None:  # type: ignore[no-untyped-def]
     _needs_bf16()
-    bf16 = open_engine("openvino", source, threads=2, precision="bf16", guard=False)
+    bf16 = open_runner(source, "openvino", threads=2, precision="bf16", guard=False)
     report = compare(fp32_logits, run_batched(bf16.run, labelled[0]), labelled[1])
     # Measured 97% on this model: the 3 flips are near-ties in fp32 itself (top-1 vs top-2 probability
     # margin < 5 points), which is what bf16's 8-bit mantissa can flip. The guard (below) re-runs those.
@@ -101,19 +101,19 @@ def test_int8_artifact_is_keyed_by_calibration_set(source, home: Path, samples_d
     (first / image_files([first])[0].name).rename(first / "renamed.JPEG")
     assert quantize(source, [first], augment=False).path not in (made.path, other.path)
     # ... and the engine loads the most recent artifact
-    engine = open_engine("openvino", source, threads=2, precision="int8")
+    engine = open_runner(source, "openvino", threads=2, precision="int8")
     assert engine.artifact == int8_artifacts(source.bundle)[-1].path
     assert engine.run(np.zeros((2, 3, 224, 224), np.float32)).shape == (2, 1000)
 
 
 def test_precision_unavailable_is_a_clear_error(source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(EngineUnavailableError, match=r"onnxruntime does not offer precision int8.*int8 runs on: openvino"):
-        open_engine("onnxruntime", source, precision="int8")
+        open_runner(source, "onnxruntime", precision="int8")
     bare = tmp_path / "home"
     (bare / "compiled").mkdir(parents=True)
     shutil.copytree(source.bundle, bare / "compiled" / source.bundle.name, ignore=shutil.ignore_patterns("int8-*"))
     with pytest.raises(EngineUnavailableError, match=r"no INT8 model of efficientnet_lite0 .*wanwu quantize efficientnet_lite0 --calib DIR"):
-        open_engine("openvino", open_source(get_model_spec(MODEL), bare), precision="int8")
+        open_runner(open_source(get_model_spec(MODEL), bare), "openvino", precision="int8")
     import wanwu.engines.openvino_engine as ove
 
     monkeypatch.setattr(ove, "cpu_has_bf16", lambda core=None: False)
@@ -141,7 +141,7 @@ def test_guarded_bf16_agrees_with_fp32(guard_made, home: Path, source, labelled,
 
     made, args = guard_made
     assert made["reused"] is False and made["margin"] > 0 and made["top1_agreement"] >= 0.995  # the target, on the views
-    engine = open_engine("openvino", source, threads=2, precision="bf16")
+    engine = open_runner(source, "openvino", threads=2, precision="bf16")
     assert isinstance(engine, GuardedEngine) and engine.margin == made["margin"]
     logits = run_batched(engine.run, labelled[0])
     # The issue's bf16 target: ≥ 99 % top-1 agreement (measured: 100 %, 6 % of the samples re-run in fp32).

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import int8_view
+from tests.helpers import int8_view, open_model
 from tests.shapes import SHAPES, write_shapes
-from wanwu.classifier import Classifier, open_model
+from wanwu.classifier import Classifier
 from wanwu.cli import main
 from wanwu.engines import create_engine
 from wanwu.trained.source import feature_source

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import open_model
 from tests.shapes import write_shapes
-from wanwu.classifier import Classifier, open_model
+from wanwu.classifier import Classifier
 from wanwu.cli import main
 from wanwu.engines import create_engine
 from wanwu.models import get_model_spec

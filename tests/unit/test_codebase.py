@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("ranking", "benchmark"),
     ("engines",),
     ("precision",),
+    ("loader",),
     ("classifier",),
     ("evaluate",),
     ("training",),
@@ -109,3 +110,33 @@ def test_the_layer_check_catches_an_upward_import(tmp_path: Path) -> None:
     bad.write_text("def f():\n    from wanwu.service.app import create_app\n")
     assert _imports(bad) == {"wanwu.service.app"}
     assert RANK[_component("wanwu.service.app")] > RANK["engines"]
+
+
+# Only the loader opens engines, so "which model file runs, at which precision, on how many threads" has one answer.
+# The INT8 and bf16 calibrations are the exception: they compare a model file not yet in the store with fp32.
+ENGINE_OPENERS = {"create_engine", "engine_timer", "choose_precision"}  # below the loader
+MAY_OPEN_ENGINES = {"wanwu.loader", "wanwu.engines", "wanwu.precision.int8", "wanwu.precision.bf16", "wanwu.precision.auto"}
+
+
+def _calls(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            func = node.func
+            names.add(func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", ""))
+    return names
+
+
+@pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
+def test_only_the_loader_opens_engines(path: Path) -> None:
+    module = _module_name(path)
+    if module in MAY_OPEN_ENGINES or module.startswith("wanwu.engines."):
+        return
+    called = _calls(path) & ENGINE_OPENERS
+    assert not called, f"{module} calls {sorted(called)}: open models through wanwu.loader (load, or open_runner from it)"
+
+
+def test_the_opener_rule_sees_a_call(tmp_path: Path) -> None:
+    bad = tmp_path / "rogue.py"
+    bad.write_text("from wanwu.engines import create_engine\ncreate_engine('openvino', None)\n")
+    assert _calls(bad) & ENGINE_OPENERS == {"create_engine"}

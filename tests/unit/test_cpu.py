@@ -68,3 +68,44 @@ def test_no_proc_cpuinfo_falls_back_to_the_platform(tmp_path: Path) -> None:
 def test_this_machine_is_described() -> None:
     cpu = cpu_info()
     assert cpu.model and cpu.cores >= 1 and f"{cpu.cores} cores" in cpu.describe()
+
+
+def _cgroup(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_cgroup_v2_quota_limits_the_usable_cores(tmp_path: Path) -> None:
+    import os
+
+    from wanwu.cpu import cpu_quota, usable_cores
+
+    visible = len(os.sched_getaffinity(0))
+    assert cpu_quota(_cgroup(tmp_path / "none", {"cpu.max": "max 100000\n"})) is None
+    assert usable_cores(tmp_path / "none") == visible
+    assert cpu_quota(_cgroup(tmp_path / "half", {"cpu.max": "50000 100000\n"})) == 0.5
+    assert usable_cores(tmp_path / "half") == 1  # half a core still gets one thread
+    assert cpu_quota(_cgroup(tmp_path / "one-and-a-half", {"cpu.max": "150000 100000\n"})) == 1.5
+    assert usable_cores(tmp_path / "one-and-a-half") == min(visible, 2)
+    assert usable_cores(_cgroup(tmp_path / "huge", {"cpu.max": "6400000 100000\n"})) == visible  # affinity is less
+    assert usable_cores(tmp_path / "missing") == visible
+
+
+def test_cgroup_v1_quota_limits_the_usable_cores(tmp_path: Path) -> None:
+    from wanwu.cpu import cpu_quota, usable_cores
+
+    v1 = _cgroup(tmp_path / "v1", {"cpu,cpuacct/cpu.cfs_quota_us": "100000\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"})
+    assert cpu_quota(v1) == 1.0 and usable_cores(v1) == 1
+    unlimited = _cgroup(tmp_path / "v1-none", {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"})
+    assert cpu_quota(unlimited) is None
+    garbled = _cgroup(tmp_path / "v1-bad", {"cpu/cpu.cfs_quota_us": "lots\n", "cpu/cpu.cfs_period_us": "100000\n"})
+    assert cpu_quota(garbled) is None
+
+
+def test_no_thread_default_outside_the_cpu_module_counts_the_machine() -> None:
+    """os.cpu_count() counts the host's CPUs, not this process's: only wanwu.cpu may fall back on it."""
+    src = Path(__file__).resolve().parents[2] / "src" / "wanwu"
+    offenders = [str(p.relative_to(src)) for p in src.rglob("*.py") if "os.cpu_count()" in p.read_text() and p.name != "cpu.py"]
+    assert offenders == []

@@ -175,7 +175,7 @@ def test_cli_fetch_refuses_a_tampered_mirror(synthetic_resnet, mirror, resnet18_
 def test_cli_fetch_also_makes_the_int8_version_auto_can_pick(mirror, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     """Like `make setup` for the bundled model: the fetched weights get an INT8 version from the shipped photos."""
     pytest.importorskip("nncf")
-    from wanwu.classifier import open_model
+    from tests.helpers import open_model
     from wanwu.cli import main
     from wanwu.precision.auto import ready_precisions
     from wanwu.precision.calibration import shipped_photos

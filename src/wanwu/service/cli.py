@@ -56,8 +56,8 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
 
-    from wanwu.classifier import check_model_name
     from wanwu.errors import WanwuError
+    from wanwu.loader import check_model
     from wanwu.service.app import create_app
     from wanwu.service.http11 import JsonErrorsH11Protocol
     from wanwu.service.memory import limit_malloc_arenas
@@ -68,7 +68,7 @@ def run_serve(args: argparse.Namespace) -> int:
         first = err.errors()[0]
         raise WanwuError(f"invalid setting {first['loc'][0]} (WANWU_{str(first['loc'][0]).upper()}): {first['msg']}") from None
     for model in filter(None, [settings.model, *settings.extra_models]):
-        check_model_name(model, settings.home)  # an unknown name fails now, with the list of valid ones
+        check_model(model, settings.home)  # an unknown name fails now, with the list of valid ones
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     limit_malloc_arenas(settings.malloc_arenas)  # before the decode and engine threads exist
     _own_pillow_limit(settings.max_pixels)

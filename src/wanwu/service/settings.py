@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -11,22 +10,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from wanwu.cpu import usable_cores
 from wanwu.engines import ENGINES, PRECISIONS
 from wanwu.preprocess import ImageLimits
-
-
-def _cores(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
-    """Cores this process may use: CPU affinity, capped by a cgroup v2 quota (a container's CPU limit).
-
-    A quota does not change how many cores the OS reports, and an engine with more threads than
-    its quota stalls whole periods at a time.
-    """
-    cores = usable_cores()
-    try:
-        quota, period = cgroup_cpu_max.read_text().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return cores
 
 
 class ServiceSettings(BaseSettings):
@@ -52,9 +35,9 @@ class ServiceSettings(BaseSettings):
     max_wait_ms: float = Field(5.0, ge=0, le=1000)
     max_queue: int = Field(64, ge=1)
     request_timeout_s: float = Field(30.0, gt=0)
-    inference_threads: int = Field(default_factory=_cores, ge=1)
+    inference_threads: int = Field(default_factory=usable_cores, ge=1)
     inference_workers: int = Field(1, ge=1, le=64, description="engines in parallel; threads are split between them")
-    decode_threads: int = Field(default_factory=_cores, ge=1)
+    decode_threads: int = Field(default_factory=usable_cores, ge=1)
 
     cache_size: int = Field(4096, ge=0, description="in-process LRU entries; 0 turns the cache off")
     redis_url: str | None = None

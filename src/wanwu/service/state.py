@@ -10,43 +10,33 @@ from functools import partial
 
 import numpy as np
 
-from wanwu.classifier import Classifier, open_model
-from wanwu.engines import Engine, default_engine
+from wanwu.classifier import Classifier
 from wanwu.errors import UnknownModelError
-from wanwu.precision import open_engine, resolve_precision
+from wanwu.loader import ModelRequest, load
 from wanwu.service.batcher import MicroBatcher
 from wanwu.service.cache import ResultCache, make_cache
 from wanwu.service.memory import release_memory
 from wanwu.service.metrics import Metrics
 from wanwu.service.pipeline import Pipeline
 from wanwu.service.settings import ServiceSettings
-from wanwu.sources import ModelSource
 from wanwu.threadnames import name_os_thread
 
 log = logging.getLogger("wanwu.service")
 
 
-def load_classifier(settings: ServiceSettings) -> Classifier:
-    source = open_model(settings.model, settings.home, settings.weights)
-    engine = settings.engine or default_engine()
-    if engine != "torch":
-        source.export_in_child_process()  # a fresh store is exported by a child process: the server never loads torch
-    threads = max(1, settings.inference_threads // settings.inference_workers)  # split between workers
-    timed: dict[str, Engine] = {}
-    precision, choice = resolve_precision(engine, source, threads, settings.precision, settings.max_batch, timed)
-    if choice is not None:
-        log.info("precision auto: %s (%s)", precision, choice.reason)
-    runner = serving_engine(engine, source, threads, precision, settings.inference_workers, timed)
-    return Classifier(source, runner, settings.image_limits(), choice)
+def model_request(settings: ServiceSettings, model: str | None = None) -> ModelRequest:
+    """What the service asks the loader for: ``model`` (default: the settings' first) split into
+    ``inference_workers`` streams of ``threads`` split between them, auto timed at the serving batch size."""
+    workers = settings.inference_workers
+    return ModelRequest(model or settings.model, settings.engine, settings.weights, settings.home, settings.precision,
+                        max(1, settings.inference_threads // workers), settings.max_batch, workers, export_in_child=True)
 
 
-def serving_engine(name: str, source: ModelSource, threads: int, precision: str, workers: int,
-                   timed: dict[str, Engine]) -> Engine:
-    """The engine ``auto`` just timed at ``precision``, where serving would build it the same way (one stream; bf16
-    is timed without its guard), which saves compiling it again; otherwise a new one. The others are let go."""
-    runner = timed.pop(precision, None) if workers == 1 and precision != "bf16" else None
-    timed.clear()
-    return runner or open_engine(name, source, threads=threads, precision=precision, streams=workers)
+def load_classifier(settings: ServiceSettings, model: str | None = None) -> Classifier:
+    loaded = load(model_request(settings, model))
+    if loaded.choice is not None:
+        log.info("precision auto: %s (%s)", loaded.precision, loaded.choice.reason)
+    return Classifier.from_loaded(loaded, settings.image_limits())
 
 
 def warm_batch_sizes(max_batch: int) -> list[int]:
@@ -92,7 +82,7 @@ class ServiceState:
         pipeline = self._build(classifier)
         self.pipelines[slot_name(classifier.model_name)] = pipeline
         for ref in s.extra_models:  # `serve --model A --model B@2`: each loaded once, picked per request
-            extra = self._build(load_classifier(s.model_copy(update={"model": ref})))
+            extra = self._build(load_classifier(s, ref))
             self.pipelines[slot_name(extra.classifier.model_name)] = extra
         self.classifier, self.pipeline = classifier, pipeline
         self.ready_after_s = time.monotonic() - self.started
@@ -143,7 +133,7 @@ class ServiceState:
         """Load ``ref`` beside what runs, warm it, then swap it into its slot; requests already holding the old
         version finish on it, then it stops and its memory goes. Returns the new classifier and the old version."""
         async with self._switching:
-            classifier = await asyncio.to_thread(load_classifier, self.settings.model_copy(update={"model": ref}))
+            classifier = await asyncio.to_thread(load_classifier, self.settings, ref)
             new = await asyncio.to_thread(self._build, classifier)
             slot = slot_name(classifier.model_name)
             old = self.pipelines.get(slot)

@@ -7,11 +7,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from wanwu.classifier import Classifier, open_model
+from wanwu.classifier import Classifier
 from wanwu.cpu import usable_cores
-from wanwu.engines import check_precision, default_engine
+from wanwu.engines import check_precision
+from wanwu.loader import ModelRequest, load, open_source
 from wanwu.models.registry import Preprocessing
-from wanwu.precision import open_engine, resolve_precision
+from wanwu.precision.auto import AUTO
 from wanwu.tagging.batch import RankOptions, model_info, wanwu_version
 from wanwu.tagging.decode import TAG_LIMITS, DecodeSettings
 from wanwu.tagging.discover import common_base, discover
@@ -49,11 +50,10 @@ def load_tagger(model: str | None = None, engine: str | None = None, weights: Pa
 
     ``auto`` resolves as for ``predict``, timed with one thread at ``batch``; records carry what it chose.
     """
-    source = open_model(model, home, weights)
-    count, engine = workers or usable_cores(), engine or default_engine()
-    precision, choice = resolve_precision(engine, source, 1, precision, batch)
-    first = open_engine(engine, source, threads=1, precision=precision, streams=count)
-    return Classifier(source, first, precision_choice=choice), [first, *(first.replica() for _ in range(count - 1))]
+    count = workers or usable_cores()
+    classifier = Classifier.from_loaded(load(ModelRequest(model, engine, weights, home, precision, 1, batch, count)))
+    first = classifier.engine
+    return classifier, [first, *(first.replica() for _ in range(count - 1))]
 
 
 def open_output(path: Path, fmt: str, force: bool = False) -> LineFile:
@@ -127,16 +127,18 @@ def _ray_runner(model: str | None, engine: str | None, weights: Path | None, hom
                 options: TagOptions, address: str, actors: int | None) -> tuple[ModelInfo, Callable]:
     from wanwu.tagging.ray_run import RayRun
 
-    source = open_model(model, home, weights)
-    engine = engine or default_engine()
-    # auto is resolved here, on the driver's CPU, for every actor: the nodes are taken to be alike
-    precision, _ = resolve_precision(engine, source, options.threads or 1, precision, options.batch_size)
-    check_precision(engine, precision)  # here, not as an actor's traceback
-    info = ModelInfo(source.spec.name, source.weights_sha256, precision, engine, wanwu_version())
+    request = ModelRequest(model, engine, weights, home, precision, options.threads or 1, options.batch_size).resolved()
+    source = open_source(request)
+    if precision != AUTO:
+        check_precision(request.engine, precision)  # type: ignore[arg-type]  # here, not as an actor's traceback
+    # auto is resolved by each actor on its own node's CPU kind (wanwu.loader), and each record names what ran;
+    # the run's own precision stays "auto", which any precision's records of these weights are current for
+    info = ModelInfo(source.spec.name, source.weights_sha256, precision, request.engine, wanwu_version())  # type: ignore[arg-type]
     settings = options.decode_settings(source.spec.preprocessing)
-    tagger = {"model": source.spec.name, "engine": engine, "weights": str(weights) if weights else None,
+    tagger = {"model": source.spec.name, "engine": request.engine, "weights": str(weights) if weights else None,
               "home": str(home) if home else None, "precision": precision, "top_k": options.top_k,
-              "min_score": options.min_score, "fast_decode": options.fast_decode, "max_pixels": options.max_pixels}
+              "min_score": options.min_score, "fast_decode": options.fast_decode, "max_pixels": options.max_pixels,
+              "batch": options.batch_size}
     return info, lambda ledger: RayRun(ledger, settings, tagger, options.batch_size, address, actors, options.threads or 1)
 
 

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wanwu.classifier import Classifier, open_model
-from wanwu.engines import default_engine
-from wanwu.precision import open_engine
+from wanwu.classifier import Classifier
+from wanwu.loader import ModelRequest, load
 from wanwu.tagging.batch import RankOptions, model_info, tag_batch
 from wanwu.tagging.decode import TAG_LIMITS, DecodeSettings, Loaded, Task, load_data
 from wanwu.tagging.records import make_record
@@ -97,11 +96,14 @@ class Tagger:
     """
 
     def __init__(self, model: str | None = None, engine: str | None = None, weights: str | None = None,
-                 home: str | None = None, precision: str = "fp32", threads: int | None = None, top_k: int = 5,
-                 min_score: float = 0.0, fast_decode: bool = False, max_pixels: int = TAG_LIMITS.max_pixels) -> None:
-        source = open_model(model, Path(home) if home else None, Path(weights) if weights else None)
-        runner = open_engine(engine or default_engine(), source, threads=threads or _assigned_cpus(), precision=precision)
-        self.classifier = Classifier(source, runner)
+                 home: str | None = None, precision: str = "auto", threads: int | None = None, top_k: int = 5,
+                 min_score: float = 0.0, fast_decode: bool = False, max_pixels: int = TAG_LIMITS.max_pixels,
+                 batch: int = 16) -> None:
+        # auto is resolved here, on this worker's CPU kind (remembered per kind in the bundle, as locally)
+        request = ModelRequest(model, engine, Path(weights) if weights else None, Path(home) if home else None, precision,
+                               threads or _assigned_cpus(), batch)
+        self.classifier = Classifier.from_loaded(load(request))
+        source = self.classifier.source
         self.info = model_info(self.classifier)
         self.rank = RankOptions(top_k, min_score)
         limits = type(TAG_LIMITS)(TAG_LIMITS.max_bytes, max_pixels, TAG_LIMITS.bytes_setting, TAG_LIMITS.pixels_setting)

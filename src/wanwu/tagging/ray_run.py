@@ -86,7 +86,7 @@ class RayRun:
         done = []
         for text, known in zip(batch["record"], batch["known"], strict=True):
             record = json.loads(text)
-            if (record["model"], record["weights_sha256"], record["precision"]) != self.ledger.info.key:
+            if not self.ledger.info.matches(record):
                 raise ClusterMismatchError(
                     f"the cluster tags with {record['model']} weights {record['weights_sha256'][:12]} {record['precision']}, "
                     f"this machine with {'/'.join(self.ledger.info.key)}: give every node the same weights (or --weights)")

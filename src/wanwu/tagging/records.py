@@ -38,6 +38,11 @@ class ModelInfo:
     def key(self) -> tuple[str, str, str]:
         return (self.model, self.weights_sha256, self.precision)
 
+    def matches(self, record: dict) -> bool:
+        """Whether ``record`` is current for this run: the same model and weights, and precision (a run whose
+        precision is ``auto``, resolved per node on Ray, takes records of any precision of these weights)."""
+        return current(record, self.key)
+
     def as_dict(self) -> dict:
         return {"model": self.model, "weights_sha256": self.weights_sha256, "precision": self.precision,
                 "engine": self.engine, "wanwu_version": self.wanwu_version}
@@ -52,6 +57,12 @@ def make_record(
         "predictions": None if error else (predictions or []),
         "error": {"code": error[0], "message": error[1]} if error else None,
     }
+
+
+def current(record: dict, key: tuple[str, str, str]) -> bool:
+    model, weights, precision = key
+    same = record["model"] == model and record["weights_sha256"] == weights
+    return same and (precision == "auto" or record["precision"] == precision)
 
 
 def record_key(record: dict) -> tuple:
@@ -72,7 +83,7 @@ class Existing:
 
     def add(self, record: dict) -> None:
         self.records += 1
-        if (record["model"], record["weights_sha256"], record["precision"]) != self.key:
+        if not current(record, self.key):
             return
         path, sha = record["path"], record["sha256"]
         if record.get("error") or sha is None or record.get("predictions") is None:

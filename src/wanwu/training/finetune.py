@@ -11,13 +11,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from wanwu.engines import create_engine, default_engine
+from wanwu.cpu import usable_cores
+from wanwu.loader import ModelRequest, open_runner
 from wanwu.trained.finetuned import trunk_source
 from wanwu.training import Reporter
 from wanwu.training.data import Sample, drop_failed
@@ -67,13 +67,13 @@ def blocks_of(run: Run) -> int:
 
 def _activations(run: Run, reporter: Reporter) -> Activations:
     started = time.perf_counter()
-    threads = run.options.threads or os.cpu_count() or 1
+    request = ModelRequest(engine=run.options.engine, threads=run.options.threads).resolved()
+    engine_name, threads = request.engine, request.threads
     val_views = run.views if run.options.refit else ("center",)
     jobs = [Job(s.path, s.sha256, run.views) for s in run.data.train] + [Job(s.path, s.sha256, val_views) for s in run.data.val]
     store = Activations([EmbeddingCache.key(j.sha256, v) for j in jobs for v in j.views])
-    engine_name = run.options.engine or default_engine()
     reporter.stage(f"activations of the frozen part ({engine_name}, {blocks_of(run)} block(s) trained)", len(jobs))
-    engine = create_engine(engine_name, trunk_source(run.base, blocks_of(run)), threads=threads)
+    engine = open_runner(trunk_source(run.base, blocks_of(run)), engine_name, threads=threads)  # type: ignore[arg-type]
     t0 = time.perf_counter()
     failed = extract(jobs, engine.run, run.preprocessing, store, workers=threads, on_image=reporter.advance)  # type: ignore[arg-type]
     seconds = time.perf_counter() - t0
@@ -135,7 +135,7 @@ def finetune(run: Run, home: Path, reporter: Reporter) -> None:
     store = _activations(run, reporter)
     config = TailConfig(max_epochs=run.options.epochs or TailConfig.max_epochs, seed=run.options.seed)
     threads = torch.get_num_threads()
-    torch.set_num_threads(run.options.threads or os.cpu_count() or 1)
+    torch.set_num_threads(run.options.threads or usable_cores())
     try:
         fit = _fit(run, store, config, reporter)
         if run.options.refit and run.data.val:

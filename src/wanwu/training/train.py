@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from wanwu.classifier import open_model
-from wanwu.engines import create_engine, default_engine
 from wanwu.errors import DatasetError, InvalidNameError, WanwuError
+from wanwu.loader import ModelRequest, open_runner, open_source
 from wanwu.models.registry import Preprocessing
 from wanwu.sources import ModelSource
 from wanwu.trained.source import feature_source
@@ -63,21 +61,21 @@ def _base(options: TrainOptions, home: Path) -> ModelSource:
     name = options.base or DEFAULT_BASE
     if is_trained_ref(name, home):
         raise InvalidNameError(f"--base must be an ImageNet model (wanwu models), not the trained model {name!r}")
-    return open_model(name, home)
+    return open_source(ModelRequest(name, home=home))
 
 
 def _embed(run: Run, home: Path, reporter: Reporter) -> EmbeddingCache:
     started = time.perf_counter()
-    threads = run.options.threads or os.cpu_count() or 1
+    request = ModelRequest(engine=run.options.engine, threads=run.options.threads).resolved()
+    engine_name, threads = request.engine, request.threads
     cache = EmbeddingCache(cache_folder(home, run.base, run.preprocessing, run.features))
     val_views = run.views if run.options.refit else ("center",)  # a refit trains on the validation images too
     jobs = [Job(s.path, s.sha256, run.views) for s in run.data.train] + [Job(s.path, s.sha256, val_views) for s in run.data.val]
     todo = sum(1 for j in jobs if j.sha256 not in cache.failures and any(cache.get(j.sha256, v) is None for v in j.views))
-    engine_name = run.options.engine or default_engine()
     run.extraction = {"images": len(jobs), "cached": len(jobs) - todo, "views": list(run.views), "engine": engine_name,
                       "features": run.features}
     reporter.stage(f"{run.features} embeddings ({engine_name}, {len(jobs) - todo} of {len(jobs)} cached)", len(jobs))
-    engine = create_engine(engine_name, feature_source(run.base, run.features), threads=threads) if todo else None
+    engine = open_runner(feature_source(run.base, run.features), engine_name, threads=threads) if todo else None
     t0 = time.perf_counter()
     failed = extract(jobs, engine.run if engine else _no_engine, run.preprocessing, cache, workers=threads,
                      on_image=reporter.advance)
