@@ -49,6 +49,12 @@ class ModelRequest:
     guard: bool = True  # bf16 comes with its fp32 guard where a calibration exists
     export_in_child: bool = False  # a fresh store is exported to ONNX by a child process, so this one never imports torch
 
+    def __post_init__(self) -> None:
+        for name in ("weights", "home"):  # a str from a script or a Ray actor's kwargs is a path too
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value).expanduser())
+
     def resolved(self) -> ModelRequest:
         """This request with home, engine and threads decided (the model is decided by ``open_source``)."""
         streams = max(1, self.streams)

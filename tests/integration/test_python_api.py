@@ -67,3 +67,75 @@ def test_a_bad_input_is_a_clear_error(classifier: Classifier, tmp_path: Path) ->
         classifier.predict(b"hello")
     with pytest.raises(FileNotFoundError):
         classifier.predict(tmp_path / "missing.jpg")
+
+
+def test_a_list_is_classified_as_a_batch(classifier: Classifier, examples_dir: Path) -> None:
+    photos = [examples_dir / "chelsea.jpg", str(examples_dir / "coffee.jpg"), (examples_dir / "rocket.jpg").read_bytes()]
+    answers = classifier.predict(photos, top_k=2)
+    assert len(answers) == 3 and all(len(a) == 2 and isinstance(a[0], Prediction) for a in answers)
+    assert [a[0].index for a in answers] == [classifier.predict(p, top_k=1)[0].index for p in photos]
+    assert classifier.predict(tuple(photos[:1]), top_k=1)[0][0].index == answers[0][0].index
+
+
+@pytest.mark.parametrize(("image", "refusal"), [
+    (np.zeros((32, 32, 3), np.float32), "cannot classify a float32 array: .*uint8 .*astype\\(np.uint8\\)"),
+    (np.zeros((2, 32, 32, 3), np.uint8), "cannot classify an array of shape \\(2, 32, 32, 3\\)"),
+    (np.zeros((32, 32, 5), np.uint8), "cannot classify an array of shape \\(32, 32, 5\\)"),
+    (42, "cannot classify a int: pass a file path, the file's bytes, a PIL image"),
+    ({"image": "x.jpg"}, "cannot classify a dict"),
+])
+def test_what_is_refused_is_explained(classifier: Classifier, image: object, refusal: str) -> None:
+    with pytest.raises(TypeError, match=refusal):
+        classifier.predict(image)  # type: ignore[arg-type]
+
+
+def test_the_classifier_says_what_runs(classifier: Classifier) -> None:
+    text = repr(classifier)
+    assert text.startswith("<Classifier efficientnet_lite0 (weights ") and "on onnxruntime, fp32" in text
+    assert "2 threads" in text and "object at 0x" not in text
+
+
+UNGUARDED_SCRIPT = """
+import json, sys
+import wanwu
+
+summary = wanwu.tag([sys.argv[1]], sys.argv[2], home=sys.argv[3], engine="onnxruntime")
+print(json.dumps({"tagged": summary.tagged, "failed": summary.failed, "decode": summary.settings["decode_workers"]}))
+"""
+
+
+def test_tag_works_from_a_plain_script_without_a_main_guard(tmp_path: Path, examples_dir: Path, shared_home: Path) -> None:
+    """A spawned decode process would import the script again and start the run once more in every worker."""
+    script = tmp_path / "tag_my_photos.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    out = tmp_path / "tags.jsonl"
+    proc = subprocess.run([sys.executable, str(script), str(examples_dir), str(out), str(shared_home)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    photos = len(list(examples_dir.glob("*.jpg")))
+    assert (result["tagged"], result["failed"]) == (photos, 0) and result["decode"].endswith("threads")
+    assert len(out.read_text().splitlines()) == photos
+
+
+def test_a_guarded_script_keeps_decode_processes(tmp_path: Path) -> None:
+    from wanwu.tagging.mainguard import _inside_main_guard
+
+    script = tmp_path / "s.py"
+    script.write_text("import wanwu\nwanwu.tag([], 'x')\nif __name__ == '__main__':\n    wanwu.tag([], 'y')\n"
+                      "if '__main__' == __name__:\n    pass\n")
+    assert not _inside_main_guard(str(script), 2)
+    assert _inside_main_guard(str(script), 4) and _inside_main_guard(str(script), 6)
+
+
+def test_a_run_where_every_image_failed_is_an_error(tmp_path: Path, shared_home: Path) -> None:
+    from wanwu.tagging import TagFailedError, tag
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("a.jpg", "b.png"):
+        (lib / name).write_bytes(b"not an image at all")
+    with pytest.raises(TagFailedError, match="every one of the 2 images failed \\(2 "):
+        tag([lib], tmp_path / "tags.jsonl", home=shared_home, engine="onnxruntime")
+    assert len((tmp_path / "tags.jsonl").read_text().splitlines()) == 2  # the errors are recorded all the same

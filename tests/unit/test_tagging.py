@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import FakeEngine, fake_classifier, require_module
-from wanwu.tagging.api import TagOptions, tag
+from wanwu.tagging.api import TagFailedError, TagOptions, tag
 from wanwu.tagging.decode import DecodeSettings, Loaded, Task, load_file
 from wanwu.tagging.discover import discover
 from wanwu.tagging.records import FIELDS, Existing
@@ -183,7 +183,9 @@ def test_an_engine_failure_fails_its_batch_not_the_run(tmp_path: Path, run, engi
     for i in range(3):
         photo(tmp_path / "lib" / f"p{i}.jpg", i)
     engine.fail = RuntimeError("boom")
-    summary = run([tmp_path / "lib"], tmp_path / "tags.jsonl")
+    with pytest.raises(TagFailedError, match="every one of the 3 images failed \\(3 inference_failed\\)") as caught:
+        run([tmp_path / "lib"], tmp_path / "tags.jsonl")  # nothing tagged: not a success
+    summary = caught.value.summary
     assert summary.failed == 3 and summary.errors == {"inference_failed": 3}
     engine.fail = None
     assert run([tmp_path / "lib"], tmp_path / "tags.jsonl").tagged == 3

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__all__ = ["TagOptions", "TagSummary", "load_tagger", "tag"]
+__all__ = ["TagFailedError", "TagOptions", "TagSummary", "load_tagger", "tag"]
 
 if TYPE_CHECKING:
-    from wanwu.tagging.api import TagOptions, load_tagger, tag
+    from wanwu.tagging.api import TagFailedError, TagOptions, load_tagger, tag
     from wanwu.tagging.ledger import TagSummary
 
 
 def __getattr__(name: str):  # type: ignore[no-untyped-def]
     # Lazy: importing wanwu.tagging.decode in a worker process should not load the engines.
-    if name in ("TagOptions", "load_tagger", "tag"):
+    if name in ("TagFailedError", "TagOptions", "load_tagger", "tag"):
         from wanwu.tagging import api
 
         return getattr(api, name)

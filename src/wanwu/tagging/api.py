@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from wanwu.classifier import Classifier
 from wanwu.cpu import usable_cores
 from wanwu.engines import check_precision
+from wanwu.errors import WanwuError
 from wanwu.loader import ModelRequest, load, open_source
 from wanwu.models.registry import Preprocessing
 from wanwu.precision.auto import AUTO
@@ -17,9 +19,12 @@ from wanwu.tagging.batch import RankOptions, model_info, wanwu_version
 from wanwu.tagging.decode import TAG_LIMITS, DecodeSettings
 from wanwu.tagging.discover import common_base, discover
 from wanwu.tagging.ledger import Ledger, TagSummary
+from wanwu.tagging.mainguard import spawn_reruns_caller
 from wanwu.tagging.records import Existing, ModelInfo
 from wanwu.tagging.runner import LocalRun
 from wanwu.tagging.writers import FORMATS, CsvFile, LineFile, OutputError, format_for
+
+DECODE_MODES = ("auto", "processes", "threads")
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,9 @@ class TagOptions:
     # ~12.9 at 16 (Zen 4); batch 4 keeps most of that and the per-batch Python cost low.
     batch_size: int = 4
     decode_workers: int | None = None  # processes (default: one per core)
+    # processes, threads, or auto: processes, except for a script calling from its top level without an
+    # ``if __name__ == "__main__":`` guard, which a spawned process would run again (wanwu.tagging.mainguard)
+    decode: str = "auto"
     threads: int | None = None  # inference workers, one thread each (default: one per core)
     force: bool = False  # tag everything again, starting the output over
     fmt: str | None = None  # jsonl, csv or parquet (default: from the output's suffix, else jsonl)
@@ -80,14 +88,18 @@ def tag(
 ) -> TagSummary:
     """Tag every image under ``sources`` into ``out``; re-running resumes. ``progress(done, failed, total)``.
 
-    Decoding runs in spawned processes, which import the caller's main module again: call this from under
-    ``if __name__ == "__main__":`` in a script (as any multiprocessing code).
+    Decoding runs in processes; a script that calls this from its top level without an ``if __name__ ==
+    "__main__":`` guard (which every spawned process would run again) gets threads instead (``options.decode``).
+    A run in which every image failed raises ``TagFailedError`` (its ``summary`` says why) once the records are saved.
 
     ``tagger``: a ``load_tagger(...)`` result to reuse (its model, engine and precision win). ``ray``: run on
     a Ray cluster (``"auto"`` or an address; ``pip install 'wanwu[ray]'``) with ``ray_actors`` engines of
     ``options.threads`` CPUs each (default: half the cluster's CPUs, one each).
     """
     options = options or TagOptions()
+    if options.decode not in DECODE_MODES:
+        raise ValueError(f"decode must be one of {', '.join(DECODE_MODES)}, not {options.decode!r}")
+    in_threads = options.decode == "threads" or (options.decode == "auto" and spawn_reruns_caller(sys._getframe(1)))
     sources = [Path(s).expanduser() for s in sources]
     found = discover(sources, options.patterns, options.follow_symlinks)
     if ray:
@@ -99,7 +111,7 @@ def tag(
         settings = options.decode_settings(classifier.spec.preprocessing)
         make = lambda ledger: LocalRun(ledger, classifier, engines, settings,  # noqa: E731
                                        RankOptions(options.top_k, options.min_score), options.batch_size,
-                                       options.decode_workers or usable_cores())
+                                       options.decode_workers or usable_cores(), decode_in_threads=in_threads)
     out = Path(out).expanduser()
     fmt = format_for(out, options.fmt)
     output = open_output(out, fmt, options.force)
@@ -120,7 +132,19 @@ def tag(
         output.close()
     summary.out, summary.symlinks_skipped, summary.torn_bytes = str(out), found.symlinks_skipped, output.dropped_bytes
     summary.settings = run_settings(sources, out, fmt, info, options, runner)
+    if summary.failed and not (summary.tagged or summary.reused or summary.skipped):
+        raise TagFailedError(summary)
     return summary
+
+
+class TagFailedError(WanwuError, code="all_failed"):
+    """Every image of a run failed: the records (errors) are written, but nothing was tagged."""
+
+    def __init__(self, summary: TagSummary) -> None:
+        code, count = summary.errors.most_common(1)[0] if summary.errors else ("unknown", summary.failed)
+        super().__init__(f"every one of the {summary.failed:,} images failed ({count:,} {code}); "
+                         f"the errors are recorded in {summary.out}")
+        self.summary = summary
 
 
 def _ray_runner(model: str | None, engine: str | None, weights: Path | None, home: Path | None, precision: str,
@@ -145,11 +169,12 @@ def _ray_runner(model: str | None, engine: str | None, weights: Path | None, hom
 def run_settings(sources: Sequence[str | os.PathLike], out: Path, fmt: str, info: ModelInfo, options: TagOptions,
                  runner: object) -> dict:
     """What a run was asked to do and with what: part of the summary and of the report."""
-    chosen = {k: v for k, v in asdict(options).items() if k not in ("fmt", "decode_workers", "threads")}
+    chosen = {k: v for k, v in asdict(options).items() if k not in ("fmt", "decode_workers", "threads", "decode")}
     settings = {"sources": [str(s) for s in sources], "base": common_base([Path(s) for s in sources]), "out": str(out),
                 "format": fmt, **info.as_dict(), **chosen, "cores": usable_cores()}
     if isinstance(runner, LocalRun):
-        return {**settings, "runner": "local", "decode_workers": runner.decode_workers,
+        return {**settings, "runner": "local", "decode_workers": f"{runner.decode_workers} "
+                f"{'threads' if runner.decode_in_threads else 'processes'}",
                 "inference_workers": len(runner.engines)}
     cluster = getattr(runner, "cluster", {})
     return {**settings, "runner": f"ray ({cluster.get('address')}, {cluster.get('cluster_cpus')} CPUs)",

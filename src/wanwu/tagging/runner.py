@@ -20,9 +20,11 @@ from wanwu.tagging.stages import DecodeStage, InferStage
 
 class LocalRun:
     def __init__(self, ledger: Ledger, classifier: Classifier, engines: list, settings: DecodeSettings, rank: RankOptions,
-                 batch_size: int, decode_workers: int, load: Callable[[Task], Loaded] = worker_load) -> None:
+                 batch_size: int, decode_workers: int, load: Callable[[Task], Loaded] = worker_load,
+                 decode_in_threads: bool = False) -> None:
         self.ledger, self.classifier, self.engines, self.settings, self.rank = ledger, classifier, engines, settings, rank
         self.batch_size, self.decode_workers, self.load = batch_size, decode_workers, load
+        self.decode_in_threads = decode_in_threads
         self._pending: list[Loaded] = []
 
     def run(self, files: list[Found]) -> TagSummary:
@@ -31,7 +33,7 @@ class LocalRun:
         summary.images = len(files)
         sizes = Counter(f.size for f in files if f.error is None)
         window = max(4 * self.decode_workers, 2 * self.batch_size * len(self.engines))
-        decode = DecodeStage(self.settings, self.decode_workers, window, self.load)
+        decode = DecodeStage(self.settings, self.decode_workers, window, self.load, self.decode_in_threads)
         infer = InferStage(self.engines, self._infer)
         try:
             for found in files:

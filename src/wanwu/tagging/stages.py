@@ -9,15 +9,16 @@ block, and the other stage gets the cores; nothing spins at an intra-op barrier.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import queue
 import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from wanwu.tagging.decode import DecodeSettings, Loaded, Task, init_worker, worker_load
+from wanwu.tagging.decode import DecodeSettings, Loaded, Task, init_worker, load_file, worker_load
 from wanwu.threadnames import name_os_thread
 
 
@@ -29,15 +30,19 @@ class DecodeStage:
     """
 
     def __init__(self, settings: DecodeSettings, workers: int, window: int,
-                 load: Callable[[Task], Loaded] = worker_load) -> None:
+                 load: Callable[[Task], Loaded] = worker_load, in_threads: bool = False) -> None:
         self.settings = settings
-        self.load = load  # a module-level function (it is pickled to the workers by name)
+        self.in_threads = in_threads  # threads of this process, for a caller that processes cannot start (mainguard)
+        # a module-level function (pickled to the workers by name); threads share this process's settings
+        self.load = functools.partial(load_file, settings=settings) if in_threads and load is worker_load else load
         self.workers = workers
         self.window = window
         self._pending: deque[tuple[Task, Future]] = deque()
         self._pool = self._new_pool()
 
-    def _new_pool(self) -> ProcessPoolExecutor:
+    def _new_pool(self) -> Executor:
+        if self.in_threads:
+            return ThreadPoolExecutor(self.workers, thread_name_prefix="wanwu-decode", initializer=name_os_thread)
         # spawn, not fork: the parent holds engine threads (OpenVINO, ONNX Runtime) a fork would copy half-alive.
         context = multiprocessing.get_context("spawn")
         return ProcessPoolExecutor(self.workers, mp_context=context, initializer=init_worker, initargs=(self.settings,))
