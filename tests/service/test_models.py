@@ -51,12 +51,13 @@ def versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Class
     made = {"shop@1": fake(tmp_path, "shop@1", 1), "shop@2": fake(tmp_path, "shop@2", 2), "other@1": fake(tmp_path, "other@1", 7)}
     made["shop"], made["other"] = made["shop@2"], made["other@1"]  # a plain name: the newest version
 
-    def load(settings: ServiceSettings) -> Classifier:
-        if settings.model not in made:
+    def load(settings: ServiceSettings, model: str | None = None) -> Classifier:
+        model = model or settings.model
+        if model not in made:
             from wanwu.errors import UnknownModelError
 
-            raise UnknownModelError(f"no trained model {settings.model!r}")
-        return made[settings.model]
+            raise UnknownModelError(f"no trained model {model!r}")
+        return made[model]
 
     monkeypatch.setattr(state_module, "load_classifier", load)
     return made

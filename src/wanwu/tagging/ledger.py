@@ -70,7 +70,7 @@ class Ledger:
         self.summary = TagSummary(str(output.path))
         self._lock = threading.Lock()
         self._claims: dict[str, list[Loaded]] = {}  # hash -> identical files waiting for its predictions
-        self._settled: dict[str, tuple[list[dict] | None, tuple[str, str] | None]] = {}
+        self._settled: dict[str, dict] = {}  # hash -> the record its first file got (its twins get a copy)
         self._queue: queue.Queue[list[dict] | None] = queue.Queue()
         self._error: BaseException | None = None
         self._writer = threading.Thread(target=self._write_loop, name="wanwu-tag-writer", daemon=True)
@@ -84,7 +84,7 @@ class Ledger:
                 self.summary.skipped += 1
             self._report()
         else:
-            self.write([record_for(self.info, item, self.existing.predictions(item.sha256))], reused=1)
+            self.write([self._copy(item, self.existing.record(item.sha256))], reused=1)
 
     def claim(self, item: Loaded) -> bool:
         """A hashed file: True if the caller should decode it (its content is new to this run); otherwise it
@@ -99,8 +99,14 @@ class Ledger:
                     return False
                 self._claims[sha] = []
                 return True
-        self.write([record_for(self.info, item, settled[0], settled[1])], reused=1)
+        self.write([self._copy(item, settled)], reused=1)
         return False
+
+    def _copy(self, item: Loaded, record: dict) -> dict:
+        """The record of an identical file: its predictions, and the precision and engine that made them (on Ray
+        with ``auto``, the actor's, which may differ from another actor's)."""
+        copy = record_for(self.info, item, record["predictions"], _error_of(record))
+        return {**copy, "precision": record["precision"], "engine": record["engine"]}
 
     def settle(self, done: list[tuple[Loaded, dict]], decoded: int = 0) -> None:
         """Write ``done`` plus a record for every identical file that waited on one of them."""
@@ -109,9 +115,9 @@ class Ledger:
             self.summary.decoded += decoded
             for item, record in done:
                 if item.sha256 in self._claims:
-                    self._settled[item.sha256] = (record["predictions"], item.error or _error_of(record))
+                    self._settled[item.sha256] = record
                     waiting += [(w, record) for w in self._claims.pop(item.sha256)]
-        records += [record_for(self.info, w, r["predictions"], _error_of(r)) for w, r in waiting]
+        records += [self._copy(w, r) for w, r in waiting]
         self.write(records, reused=len(waiting))
 
     def orphans(self) -> None:

@@ -78,7 +78,7 @@ class Existing:
         self.records = 0
         self._done: dict[str, str] = {}  # path -> sha256 of its current, successful record
         self._failed: set[str] = set()  # paths whose current record is an error (re-tried)
-        self._predictions: dict[str, list[dict]] = {}  # sha256 -> predictions
+        self._records: dict[str, dict] = {}  # sha256 -> its current successful record (predictions, what made them)
         self._by_size: dict[int, set[str]] = defaultdict(set)
 
     def add(self, record: dict) -> None:
@@ -92,7 +92,7 @@ class Existing:
             return
         self._failed.discard(path)
         self._done[path] = sha
-        self._predictions[sha] = record["predictions"]
+        self._records[sha] = record
         self._by_size[int(record["bytes"])].add(sha)
 
     def known(self, size: int | None) -> frozenset[str]:
@@ -106,4 +106,8 @@ class Existing:
         return rel in self._done or rel in self._failed
 
     def predictions(self, sha256: str) -> list[dict] | None:
-        return self._predictions.get(sha256)
+        record = self._records.get(sha256)
+        return None if record is None else record["predictions"]
+
+    def record(self, sha256: str) -> dict:
+        return self._records[sha256]
