@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import age, dead_pid
 from wanwu.store import (
     STALE_AFTER_S,
     Layout,
@@ -24,17 +22,6 @@ from wanwu.store import (
     write_file,
 )
 from wanwu.store.atomic import partial_path, writer_pid
-
-
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
-def _age(path: Path, seconds: float) -> None:
-    old = time.time() - seconds
-    os.utime(path, (old, old))
 
 
 def test_home_is_wanwu_home_then_xdg_cache_then_dot_cache(tmp_path: Path) -> None:
@@ -114,7 +101,7 @@ def test_install_and_remove_folder(tmp_path: Path) -> None:
 
 def test_the_clean_up_rule(tmp_path: Path) -> None:
     """Dead here and untouched for STALE_AFTER_S: removed; young (a writer on another machine), alive, or ours: kept."""
-    dead, alive = _dead_pid(), os.getppid()
+    dead, alive = dead_pid(), os.getppid()
     stale = tmp_path / f".int8-a.part-{dead}-0a0a0a0a"
     stale_file = tmp_path / f".model.onnx.part-{dead}-0b0b0b0b"
     young = tmp_path / f".int8-b.part-{dead}-0c0c0c0c"
@@ -126,7 +113,7 @@ def test_the_clean_up_rule(tmp_path: Path) -> None:
         (folder / "sub").mkdir(parents=True)
     stale_file.write_bytes(b"half")
     for path in (stale, stale_file, running, own, finished, *before):
-        _age(path, STALE_AFTER_S + 60)
+        age(path, STALE_AFTER_S + 60)
     assert sorted(remove_stale(tmp_path)) == sorted([stale, stale_file, *before])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (young, running, own, finished))
     assert remove_stale(tmp_path / "missing") == []

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import errno
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import require_module
+from tests.helpers import age, dead_pid, require_module
 from wanwu.errors import StoreError
 from wanwu.precision.store import write_atomically
 from wanwu.store import STALE_AFTER_S
@@ -24,24 +20,13 @@ FAULTS = [
 ]
 
 
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
-def _age(path: Path, seconds: float) -> None:
-    old = time.time() - seconds
-    os.utime(path, (old, old))
-
-
 @pytest.mark.parametrize("name", [".int8-old.part-{pid}-0a1b2c3d", "int8-old.part-{pid}"], ids=["now", "before"])
 def test_the_next_write_cleans_what_a_killed_writer_left(tmp_path: Path, name: str) -> None:
     """Stale partials go, in today's naming and in the one stores written before it have."""
-    left = tmp_path / name.format(pid=_dead_pid())
+    left = tmp_path / name.format(pid=dead_pid())
     left.mkdir()
     (left / "model.xml").write_text("half")
-    _age(left, STALE_AFTER_S + 1)
+    age(left, STALE_AFTER_S + 1)
     write_atomically(tmp_path / "int8-new", lambda tmp: (tmp / "report.json").write_text("{}"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["int8-new"]
 

@@ -8,11 +8,11 @@ import os
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import age
 from wanwu.errors import ArchiveError, InvalidNameError, UnknownModelError
 from wanwu.store import STALE_AFTER_S
 from wanwu.trained.archive import MANIFEST, export_version, import_archive
@@ -74,8 +74,7 @@ def test_a_killed_run_leaves_no_version_and_its_leftovers_are_cleaned(tmp_path: 
     assert versions(tmp_path) == []
     fake_version(tmp_path)  # young: its writer may live on another machine sharing the store
     assert sorted(p.name for p in trained_dir(tmp_path).iterdir()) == [left.name, "plants@1"]
-    old = time.time() - STALE_AFTER_S - 60
-    os.utime(left, (old, old))
+    age(left, STALE_AFTER_S + 60)
     fake_version(tmp_path)
     assert sorted(p.name for p in trained_dir(tmp_path).iterdir()) == ["plants@1", "plants@2"]
 
