@@ -61,6 +61,19 @@ def test_atomic_file_replaces_whole_and_is_readable_by_others(tmp_path: Path) ->
     assert sorted(p.name for p in target.parent.iterdir()) == ["manifest.json"]
 
 
+def test_a_users_own_file_gets_the_umask_and_nothing_beside_it_is_touched(tmp_path: Path) -> None:
+    left = tmp_path / f".tags.jsonl.part-{dead_pid()}-0a1b2c3d"
+    left.write_text("someone's")
+    age(left, STALE_AFTER_S + 60)
+    old = os.umask(0o077)
+    try:
+        write_file(tmp_path / "tags.jsonl", "{}\n", durable=True, in_store=False)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "tags.jsonl").stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([left.name, "tags.jsonl"])
+
+
 def test_atomic_file_leaves_nothing_on_an_exception(tmp_path: Path) -> None:
     target = tmp_path / "model.onnx"
     target.write_bytes(b"whole")

@@ -7,6 +7,7 @@ leaves its partial behind; the next write in the same folder removes it (``remov
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -21,7 +22,7 @@ from pathlib import Path
 # where a PID dead here may be a live writer elsewhere. Writes (renames included) take seconds to minutes.
 STALE_AFTER_S = 15 * 60
 FILE_MODE = 0o644  # a store written as root is read by another user
-_PARTIAL = re.compile(r"\.part-(\d+)(?:-[0-9a-f]+)?$")
+_PARTIAL = re.compile(r"\.part-(\d+)(?:-[0-9a-f]{8})?$")
 _BEFORE = re.compile(r"^\.(?:partial-(\d+)-|removing-)")  # the names trained/ used before this scheme
 
 
@@ -71,28 +72,29 @@ def remove_stale(parent: Path, now: float | None = None) -> list[Path]:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only store keeps it; the write itself will say so
+                path.unlink()
     return stale
 
 
 @contextmanager
-def atomic_file(path: Path, durable: bool = False, mode: int | None = FILE_MODE) -> Iterator[Path]:
+def atomic_file(path: Path, durable: bool = False, in_store: bool = True) -> Iterator[Path]:
     """A temporary path beside ``path`` to write; renamed to ``path`` when the block ends without error.
 
-    ``mode``: 0644 for the store (built as root, read by another user); None leaves what the umask gives
-    (a user's own output).
-
-    ``durable`` syncs the file and then its folder, so the new file survives a power cut. On an error the
-    temporary file is removed and ``path`` is left as it was; stale partials in the folder are removed first.
+    On an error the temporary file is removed and ``path`` is left as it was. ``durable`` syncs the file
+    and then its folder, so the new file survives a power cut. A file ``in_store`` is made 0644 (a store
+    built as root is read by another user) and the stale partials beside it are removed first; a user's
+    own file (``in_store=False``, a tagging output) gets what the umask gives and nothing else is touched.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(path.parent)
+    if in_store:
+        remove_stale(path.parent)
     tmp = partial_path(path)
     _new_file(tmp)
     try:
         yield tmp
-        if mode is not None:
-            os.chmod(tmp, mode)
+        if in_store:
+            os.chmod(tmp, FILE_MODE)
         if durable:
             _fsync(tmp)
         os.replace(tmp, path)
@@ -102,9 +104,9 @@ def atomic_file(path: Path, durable: bool = False, mode: int | None = FILE_MODE)
         tmp.unlink(missing_ok=True)
 
 
-def write_file(path: Path, data: bytes | str, durable: bool = False, mode: int | None = FILE_MODE) -> None:
+def write_file(path: Path, data: bytes | str, durable: bool = False, in_store: bool = True) -> None:
     """``data`` (text as UTF-8) into ``path``, whole or not at all (see ``atomic_file``)."""
-    with atomic_file(path, durable, mode) as tmp:
+    with atomic_file(path, durable, in_store) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
 
 

@@ -66,6 +66,6 @@ class ParquetFile(LineFile):
     def rewrite(self, records: Iterable[dict]) -> None:
         pa, pq = _pyarrow()
         table_schema = schema()
-        with atomic_file(self.parquet, durable=True, mode=None) as tmp, pq.ParquetWriter(tmp, table_schema) as writer:
+        with atomic_file(self.parquet, durable=True, in_store=False) as tmp, pq.ParquetWriter(tmp, table_schema) as writer:
             for chunk in _chunks(records, 4096):
                 writer.write_table(pa.Table.from_pylist(chunk, schema=table_schema))

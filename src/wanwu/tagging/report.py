@@ -91,5 +91,5 @@ def write_report(path: Path, summary: TagSummary, limit: int = 3000, low: float 
     base = summary.settings["base"]
     thumbs = thumbnails([os.path.join(base, r["path"]) for r in chosen])
     page = render_page(summary, ok, failed, list(zip(chosen, thumbs, strict=True)), low)
-    write_file(path, page, mode=None)  # the user's own file: the umask decides
+    write_file(path, page, in_store=False)
     return path

@@ -118,7 +118,7 @@ class LineFile:
     def rewrite(self, records: Iterable[dict]) -> None:
         """Replace the file with ``records`` atomically (temporary file, fsync, rename)."""
         self.close()
-        with atomic_file(self.path, durable=True, mode=None) as tmp, open(tmp, "wb") as file:
+        with atomic_file(self.path, durable=True, in_store=False) as tmp, open(tmp, "wb") as file:
             for chunk in _chunks(records, 1000):
                 file.write(self.encode(chunk))
 
