@@ -7,7 +7,10 @@ import http.server
 import importlib
 import io
 import os
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -157,3 +160,16 @@ def int8_view(model_name: str, home: Path):  # type: ignore[no-untyped-def]
     model = _static_spatial_model(ov.Core(), source.onnx_path(), 224)
     out = ov.Core().compile_model(model, "CPU")(np.zeros((4, 3, 224, 224), np.float32))[0]
     return model, out.shape, keep_fp32(source)
+
+
+def dead_pid() -> int:
+    """The PID of a process that has ended (a partial of it is a dead writer's)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def age(path: Path, seconds: float) -> None:
+    """Set ``path``'s times ``seconds`` into the past."""
+    old = time.time() - seconds
+    os.utime(path, (old, old))

@@ -9,10 +9,8 @@ already has the bundle serves without PyTorch installed (the container image doe
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ from wanwu.errors import EngineUnavailableError, WeightsMissingError
 from wanwu.labels import LabelSet, get_labels
 from wanwu.models.build import load_torch_model
 from wanwu.models.registry import ModelSpec
-from wanwu.store import store_error
+from wanwu.store import Layout, atomic_file, store_error, write_file
 from wanwu.weights import ResolvedWeights, find_weights, missing_message, resolve_weights
 
 MANIFEST = "manifest.json"
@@ -31,7 +29,8 @@ OUTPUT_NAME = "logits"
 
 
 def compiled_dir(home: Path) -> Path:
-    return home / "compiled"
+    """``Layout(home).compiled``, under its old name."""
+    return Layout(home).compiled
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ class ModelSource:
         """
         if (self.bundle / ONNX_FILE).is_file() or self.weights is None:
             return
-        home = self.bundle.parent.parent
+        home = Layout.of_bundle(self.bundle).home
         cmd = [sys.executable, "-m", "wanwu.sources", self.spec.name, str(home), str(self.weights.path)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
@@ -114,12 +113,7 @@ class ModelSource:
             "exported_with": f"torch {torch_version}",
         }
         # Written beside and renamed: a full disk must not leave a truncated manifest that breaks find_bundles.
-        tmp = self.bundle / f"{MANIFEST}.part-{os.getpid()}"
-        try:
-            tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-            os.replace(tmp, self.bundle / MANIFEST)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_file(self.bundle / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
 def export_onnx(model, path: Path, size: int) -> None:  # type: ignore[no-untyped-def]
@@ -127,35 +121,30 @@ def export_onnx(model, path: Path, size: int) -> None:  # type: ignore[no-untype
     written beside and renamed, so a reader never sees half a file."""
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.part")
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's constant-folding chatter
-            torch.onnx.export(
-                model,
-                (torch.zeros(1, 3, size, size),),
-                tmp,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                opset_version=17,
-                dynamo=False,
-            )
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a bundle built as root is served by another user
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_file(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's constant-folding chatter
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 3, size, size),),
+            str(tmp),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
 
 
 def bundle_dir(home: Path, spec: ModelSpec, sha256: str) -> Path:
-    return compiled_dir(home) / f"{spec.name}-{sha256[:16]}"
+    """``Layout(home).bundle(spec.name, sha256)``, under its old name."""
+    return Layout(home).bundle(spec.name, sha256)
 
 
 def find_bundles(home: Path, spec: ModelSpec) -> list[tuple[Path, dict]]:
     found = []
-    for manifest in sorted(compiled_dir(home).glob(f"{spec.name}-*/{MANIFEST}")):
+    for manifest in (bundle / MANIFEST for bundle in Layout(home).bundles(spec.name)):
+        if not manifest.is_file():
+            continue
         data = json.loads(manifest.read_text())
         if data.get("model") == spec.name and (manifest.parent / ONNX_FILE).is_file():
             found.append((manifest.parent, data))
@@ -169,7 +158,7 @@ def open_source(spec: ModelSpec, home: Path, weights_path: Path | None = None) -
     else:
         weights = find_weights(spec, home)
     if weights is not None:
-        return ModelSource(spec, weights.sha256, bundle_dir(home, spec, weights.sha256), weights)
+        return ModelSource(spec, weights.sha256, Layout(home).bundle(spec.name, weights.sha256), weights)
     bundles = official_bundles(home, spec)
     if len(bundles) == 1:
         path, manifest = bundles[0]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from wanwu.errors import WeightsMissingError, WeightsVerificationError
 from wanwu.models.registry import ModelSpec, WeightsSpec
-from wanwu.store import DISK_ERRNOS, store_error
+from wanwu.store import DISK_ERRNOS, Layout, atomic_file, store_error
 
 _CHUNK = 1 << 20
 
@@ -37,12 +36,9 @@ class ResolvedWeights:
         return self.source != "explicit"
 
 
-
-
-
-
 def weights_dir(home: Path) -> Path:
-    return home / "weights"
+    """``Layout(home).weights``, under its old name."""
+    return Layout(home).weights
 
 
 def torch_hub_dir(environ: dict[str, str] | None = None) -> Path:
@@ -70,7 +66,7 @@ def _package_path(spec: WeightsSpec) -> Path | None:
 
 def candidate_paths(spec: WeightsSpec, home: Path) -> list[tuple[str, Path]]:
     candidates = [
-        ("store", weights_dir(home) / spec.file_name),
+        ("store", Layout(home).weights_file(spec.file_name)),
         ("torch-hub", torch_hub_dir() / spec.file_name),
     ]
     package_path = _package_path(spec)
@@ -103,7 +99,7 @@ def find_weights(model: ModelSpec, home: Path) -> ResolvedWeights | None:
 
 def missing_message(model: ModelSpec, home: Path) -> str:
     spec = model.weights
-    target = weights_dir(home) / spec.file_name
+    target = Layout(home).weights_file(spec.file_name)
     if spec.url is None:
         return (
             f"weights for {model.name} ({spec.file_name}) are missing: "
@@ -147,24 +143,16 @@ def download_weights(
     url = url or spec.url
     if url is None:
         raise WeightsMissingError(missing_message(model, home))
-    target = weights_dir(home) / spec.file_name
+    target = Layout(home).weights_file(spec.file_name)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.file_name}.", suffix=".part")
+        with atomic_file(target, durable=True) as tmp:
+            with open(tmp, "wb") as out:
+                _stream(url, out, progress, timeout, model, home)
+            digest = verify(spec, tmp)
     except OSError as err:
+        if err.errno not in DISK_ERRNOS and not isinstance(err, NotADirectoryError | FileExistsError):
+            raise  # an ssl.SSLError is an OSError too, and no fault of the store
         raise store_error(target.parent, err) from err
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _stream(url, out, progress, timeout, model, home)
-        digest = verify(spec, tmp)
-        os.replace(tmp, target)
-    except OSError as err:
-        if err.errno not in DISK_ERRNOS:  # an ssl.SSLError is an OSError too, and no fault of the store
-            raise
-        raise store_error(target, err) from err
-    finally:
-        tmp.unlink(missing_ok=True)
     return ResolvedWeights(target, digest, "download")
 
 

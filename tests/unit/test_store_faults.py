@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import errno
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import require_module
+from tests.helpers import age, dead_pid, require_module
 from wanwu.errors import StoreError
-from wanwu.precision.store import STALE_AFTER_S, remove_stale_parts, write_atomically
+from wanwu.precision.store import write_atomically
+from wanwu.store import STALE_AFTER_S
 
 FAULTS = [
     OSError(errno.EROFS, "Read-only file system"),
@@ -23,37 +20,13 @@ FAULTS = [
 ]
 
 
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
-def _age(path: Path, seconds: float) -> None:
-    old = time.time() - seconds
-    os.utime(path, (old, old))
-
-
-def test_stale_parts_of_dead_writers_are_removed_and_nothing_else(tmp_path: Path) -> None:
-    dead, alive = _dead_pid(), os.getppid()
-    stale = tmp_path / f"int8-abc.part-{dead}"
-    recent = tmp_path / f"int8-def.part-{dead}"
-    running = tmp_path / f"int8-ghi.part-{alive}"
-    artifact = tmp_path / "int8-abc"
-    for folder in (stale, recent, running, artifact):
-        (folder / "sub").mkdir(parents=True)
-    for folder in (stale, running, artifact):
-        _age(folder, STALE_AFTER_S + 60)
-    assert remove_stale_parts(tmp_path) == [stale]
-    assert not stale.exists() and recent.exists() and running.exists() and artifact.exists()
-    assert remove_stale_parts(tmp_path / "missing") == []
-
-
-def test_the_next_write_cleans_what_a_killed_writer_left(tmp_path: Path) -> None:
-    left = tmp_path / f"int8-old.part-{_dead_pid()}"
+@pytest.mark.parametrize("name", [".int8-old.part-{pid}-0a1b2c3d", "int8-old.part-{pid}"], ids=["now", "before"])
+def test_the_next_write_cleans_what_a_killed_writer_left(tmp_path: Path, name: str) -> None:
+    """Stale partials go, in today's naming and in the one stores written before it have."""
+    left = tmp_path / name.format(pid=dead_pid())
     left.mkdir()
     (left / "model.xml").write_text("half")
-    _age(left, STALE_AFTER_S + 1)
+    age(left, STALE_AFTER_S + 1)
     write_atomically(tmp_path / "int8-new", lambda tmp: (tmp / "report.json").write_text("{}"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["int8-new"]
 
@@ -81,7 +54,7 @@ def test_export_into_an_unwritable_store_is_one_line_and_exit_1(tmp_path: Path, 
     def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise fault
 
-    monkeypatch.setattr("tempfile.mkstemp", refuse)
+    monkeypatch.setattr("wanwu.store.atomic._new_file", refuse)
     assert cli.main(["--home", str(tmp_path), "export", "efficientnet_lite0"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("wanwu: error: cannot write ") and fault.strerror in err and "WANWU_HOME" in err
@@ -107,7 +80,7 @@ def test_an_unwritable_weights_folder_is_a_store_error(tmp_path: Path, monkeypat
     def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr("tempfile.mkstemp", refuse)
+    monkeypatch.setattr("wanwu.store.atomic._new_file", refuse)
     with pytest.raises(StoreError, match=r"cannot write .*/weights: Read-only file system\. The store is --home / WANWU_HOME"):
         download_weights(get_model_spec("resnet18"), tmp_path, url="http://127.0.0.1:9/none")
 
@@ -116,8 +89,8 @@ def test_onnxruntime_cache_on_a_full_disk_leaves_no_part_file(tmp_path: Path, mo
     ort_engine = require_module("wanwu.engines.ort_engine")
     optimized = tmp_path / "model.opt.onnx"
 
-    def full_disk(*args, **kwargs):  # type: ignore[no-untyped-def]
-        optimized.with_suffix(".part").write_bytes(b"half")
+    def full_disk(model, options, providers):  # type: ignore[no-untyped-def]
+        Path(options.optimized_model_filepath).write_bytes(b"half")
         raise RuntimeError("[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Protobuf serialization failed.")
 
     monkeypatch.setattr(ort_engine.ort, "InferenceSession", full_disk)

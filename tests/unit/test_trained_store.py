@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import age
 from wanwu.errors import ArchiveError, InvalidNameError, UnknownModelError
+from wanwu.store import STALE_AFTER_S
 from wanwu.trained.archive import MANIFEST, export_version, import_archive
 from wanwu.trained.store import check_name, commit, new_partial, parse_ref, remove, resolve, trained_dir, versions
 from wanwu.weights import sha256_file
@@ -61,16 +63,20 @@ def test_versions_are_numbered_resolved_and_removed(tmp_path: Path) -> None:
 
 
 def test_a_killed_run_leaves_no_version_and_its_leftovers_are_cleaned(tmp_path: Path) -> None:
-    """SIGKILL in the middle of writing: the partial folder is invisible, then removed by the next run."""
+    """SIGKILL in the middle of writing: the partial folder is invisible, then removed by a run once it is stale."""
     script = (
         "import os, sys; from pathlib import Path; from wanwu.trained.store import new_partial; "
         "p = new_partial(Path(sys.argv[1])); (p / 'model.onnx').write_bytes(b'half'); os.kill(os.getpid(), 9)"
     )
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert proc.returncode == -9
-    assert len(list(trained_dir(tmp_path).glob(".partial-*"))) == 1 and versions(tmp_path) == []
+    (left,) = trained_dir(tmp_path).glob(".*.part-*")
+    assert versions(tmp_path) == []
+    fake_version(tmp_path)  # young: its writer may live on another machine sharing the store
+    assert sorted(p.name for p in trained_dir(tmp_path).iterdir()) == [left.name, "plants@1"]
+    age(left, STALE_AFTER_S + 60)
     fake_version(tmp_path)
-    assert sorted(p.name for p in trained_dir(tmp_path).iterdir()) == ["plants@1"]
+    assert sorted(p.name for p in trained_dir(tmp_path).iterdir()) == ["plants@1", "plants@2"]
 
 
 def test_export_and_import_round_trip(tmp_path: Path) -> None:

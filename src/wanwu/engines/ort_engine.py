@@ -10,6 +10,7 @@ import onnxruntime as ort
 
 from wanwu.engines import EngineBase, model_input
 from wanwu.sources import INPUT_NAME, ModelSource
+from wanwu.store import atomic_file
 
 # ONNX Runtime warns at every load about initializers it folds; errors only. Set per session, not
 # with ort.set_default_logger_severity: that would change the log level of every other ORT user
@@ -23,13 +24,11 @@ def _save_portable_optimized(onnx_path: Path, optimized: Path) -> None:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     if not (optimized.parent.is_dir() and os.access(optimized.parent, os.W_OK)):
         raise PermissionError(f"{optimized.parent} is not writable")
-    tmp = optimized.with_suffix(".part")
-    options.optimized_model_filepath = str(tmp)
     try:
-        ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        os.replace(tmp, optimized)
+        with atomic_file(optimized) as tmp:  # never leave half a cache behind
+            options.optimized_model_filepath = str(tmp)
+            ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # noqa: BLE001 - a full disk surfaces as ORT's INVALID_PROTOBUF, not an OSError
-        tmp.unlink(missing_ok=True)  # never leave half a cache behind
         raise OSError(f"could not write {optimized}: {err}") from err
 
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from wanwu.benchmark import pixel_inputs, time_engine
 from wanwu.cpu import cpu_info
 from wanwu.engines import Engine, get_engine_info
 from wanwu.sources import ModelSource
+from wanwu.store import write_file
 
 AUTO = "auto"
 TARGET_AGREEMENT = 0.98
@@ -146,15 +145,6 @@ def _write_choice(bundle: Path, key: str, choice: PrecisionChoice) -> None:
     """Best effort and atomic: a read-only store (a container's baked bundle) times again at the next start."""
     entry = {k: v for k, v in choice.as_dict().items() if k != "cached"}
     try:
-        bundle.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=bundle, prefix=f".{CHOICES_FILE}.", suffix=".part")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w") as out:
-            json.dump({**_read_choices(bundle), key: entry}, out, indent=2)
-        os.replace(tmp, bundle / CHOICES_FILE)
+        write_file(bundle / CHOICES_FILE, json.dumps({**_read_choices(bundle), key: entry}, indent=2))
     except OSError:
         pass
-    finally:
-        Path(tmp).unlink(missing_ok=True)

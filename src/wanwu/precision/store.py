@@ -2,8 +2,8 @@
 
 An artifact is a folder ``<bundle>/<kind>-<calib_hash[:12]>/`` holding ``calibration.json`` (what
 produced it), ``report.json`` (how far it is from fp32) and, for INT8, the model files. Folders are
-written under a temporary name and renamed into place, so a killed run never leaves a half-written
-artifact that a later load would pick up (and the next write removes its leftovers: ``remove_stale_parts``).
+written under a hidden partial name and renamed into place, so a killed run never leaves a half-written
+artifact that a later load would pick up (and a later write removes its leftovers: ``wanwu.store.remove_stale``).
 """
 
 from __future__ import annotations
@@ -11,15 +11,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import re
-import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from wanwu.store import pid_alive, store_error
+from wanwu.store import atomic_folder, store_error
 
 CALIBRATION = "calibration.json"
 REPORT = "report.json"
@@ -81,50 +77,13 @@ def write_json(folder: Path, calibration: dict, report: dict) -> None:
 
 
 def write_atomically(folder: Path, write: Callable[[Path], None]) -> None:
-    """Run ``write`` on a temporary sibling folder, then rename it to ``folder``.
+    """Run ``write`` on a hidden partial sibling folder, then rename it to ``folder`` (``wanwu.store.atomic_folder``).
 
     A store that cannot take it (read-only, full, not ours) is one ``StoreError`` naming the setting,
-    and nothing is left behind; what killed writers left in the same folder is removed first.
+    and nothing is left behind; what killed writers left in the same folder is removed first. When
+    another process finished the same artifact first, its folder is kept.
     """
-    remove_stale_parts(folder.parent)
-    tmp = folder.with_name(f"{folder.name}.part-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
-        tmp.mkdir(parents=True)
-        try:
-            write(tmp)
-            if folder.exists():  # another process finished the same artifact first
-                shutil.rmtree(tmp)
-            else:
-                os.replace(tmp, folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        atomic_folder(folder, write)
     except (OSError, RuntimeError) as err:  # OpenVINO's save_model says RuntimeError("basic_ios::clear") on a full disk
         raise store_error(folder, err) from err
-
-
-# A writer killed before its rename leaves ``<name>.part-<pid>`` behind. The next write in the same
-# folder removes those whose process is gone and that nobody has touched for ``STALE_AFTER_S`` (the
-# age guards a store shared by several machines or containers, where a PID dead here may live elsewhere).
-STALE_AFTER_S = 15 * 60  # an artifact's write (rename included) takes seconds; a calibration writes only at its end
-_PART = re.compile(r"\.part-(\d+)$")
-
-
-def remove_stale_parts(parent: Path, now: float | None = None) -> list[Path]:
-    """Removes ``*.part-<pid>`` folders in ``parent`` whose process is dead and that are older than ``STALE_AFTER_S``."""
-    now = time.time() if now is None else now
-    removed = []
-    try:
-        candidates = [p for p in parent.iterdir() if p.is_dir() and _PART.search(p.name)]
-    except OSError:
-        return removed  # no folder yet, or unreadable: the write itself will say so
-    for path in candidates:
-        pid = int(_PART.search(path.name)[1])  # type: ignore[index]
-        try:
-            stale = pid != os.getpid() and not pid_alive(pid) and now - path.stat().st_mtime > STALE_AFTER_S
-        except OSError:
-            continue  # removed meanwhile by another writer
-        if stale:
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed

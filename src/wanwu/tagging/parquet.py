@@ -7,10 +7,10 @@ killed run resumes from the Parquet file plus the journal.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from wanwu.store import atomic_file
 from wanwu.tagging.records import FIELDS
 from wanwu.tagging.writers import LineFile, OutputError, _chunks, _fsync_dir, latest_only
 
@@ -65,15 +65,7 @@ class ParquetFile(LineFile):
 
     def rewrite(self, records: Iterable[dict]) -> None:
         pa, pq = _pyarrow()
-        tmp = self.parquet.with_name(f".{self.parquet.name}.tmp")
         table_schema = schema()
-        with pq.ParquetWriter(tmp, table_schema) as writer:
+        with atomic_file(self.parquet, durable=True, in_store=False) as tmp, pq.ParquetWriter(tmp, table_schema) as writer:
             for chunk in _chunks(records, 4096):
                 writer.write_table(pa.Table.from_pylist(chunk, schema=table_schema))
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.parquet)
-        _fsync_dir(self.parquet)

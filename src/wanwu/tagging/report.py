@@ -21,6 +21,7 @@ from PIL import Image
 from wanwu.cpu import usable_cores
 from wanwu.errors import ImageError
 from wanwu.preprocess import ImageLimits, decode_image
+from wanwu.store import write_file
 from wanwu.tagging.ledger import TagSummary
 from wanwu.tagging.report_page import render_page
 from wanwu.tagging.writers import latest_only
@@ -90,8 +91,5 @@ def write_report(path: Path, summary: TagSummary, limit: int = 3000, low: float 
     base = summary.settings["base"]
     thumbs = thumbnails([os.path.join(base, r["path"]) for r in chosen])
     page = render_page(summary, ok, failed, list(zip(chosen, thumbs, strict=True)), low)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    write_file(path, page, in_store=False)
     return path

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from wanwu.errors import WanwuError
+from wanwu.store import atomic_file
 from wanwu.tagging.records import FIELDS, record_key
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -117,14 +118,9 @@ class LineFile:
     def rewrite(self, records: Iterable[dict]) -> None:
         """Replace the file with ``records`` atomically (temporary file, fsync, rename)."""
         self.close()
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "wb") as file:
+        with atomic_file(self.path, durable=True, in_store=False) as tmp, open(tmp, "wb") as file:
             for chunk in _chunks(records, 1000):
                 file.write(self.encode(chunk))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path)
 
 
 def _chunks(records: Iterable[dict], size: int) -> Iterator[list[dict]]:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tarfile
-import tempfile
 from pathlib import Path
 
 from wanwu.errors import ArchiveError
-from wanwu.trained.store import VERSION_FILE, Version, check_name, new_partial, resolve, trained_dir, versions
+from wanwu.store import Layout, atomic_file, install
+from wanwu.trained.store import VERSION_FILE, Version, check_name, new_partial, resolve, versions
 from wanwu.weights import sha256_file
 
 MANIFEST = "wanwu-model.json"
@@ -34,21 +33,13 @@ def export_version(home: Path, ref: str, target: Path) -> Version:
         if hashes[name] != expected:
             raise ArchiveError(f"{version.path / name} does not match its version's manifest; the store copy is damaged")
     manifest = {"format": FORMAT, "model": version.ref, "name": version.name, "version": version.version, "files": hashes}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-            data = json.dumps(manifest, indent=2, ensure_ascii=False).encode()
-            info = tarfile.TarInfo(MANIFEST)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, _bytes_io(data))
-            for name in names:
-                tar.add(version.path / name, arcname=name, recursive=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_file(target) as tmp, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        data = json.dumps(manifest, indent=2, ensure_ascii=False).encode()
+        info = tarfile.TarInfo(MANIFEST)
+        info.size, info.mode = len(data), 0o644
+        tar.addfile(info, _bytes_io(data))
+        for name in names:
+            tar.add(version.path / name, arcname=name, recursive=False)
     return version
 
 
@@ -138,8 +129,9 @@ def import_archive(home: Path, source: Path) -> tuple[Version, bool]:
                 return existing[0], False
             raise ArchiveError(f"{name}@{number} is already in the store with other weights; remove it first "
                                f"(wanwu models rm {name}@{number})")
-        target = trained_dir(home) / f"{name}@{number}"
-        os.rename(partial, target)
+        target = Layout(home).version(name, number)
+        if not install(partial, target):
+            raise ArchiveError(f"{name}@{number} appeared in the store while importing; import again to compare")
         return Version(name, number, target, data), True
     except (tarfile.TarError, EOFError, OSError) as err:
         raise ArchiveError(f"{source} is damaged: {err}; nothing was imported") from err

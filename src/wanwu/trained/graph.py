@@ -13,14 +13,13 @@ last feature map and of the last block's input (the same pooling as ``wanwu.mode
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from wanwu.errors import WanwuError
+from wanwu.store import atomic_file
 
 if TYPE_CHECKING:
     import onnx
@@ -239,15 +238,8 @@ def save_model(model: onnx.ModelProto, path: Path) -> None:
     """Written beside ``path`` then renamed into place: a reader never sees half a file."""
     import onnx
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.part")
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_file(path) as tmp:
+        onnx.save(model, str(tmp))
 
 
 def load_model(path: Path) -> onnx.ModelProto:

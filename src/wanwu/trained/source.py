@@ -17,6 +17,7 @@ from wanwu.errors import WanwuError, WeightsVerificationError
 from wanwu.labels import LabelSet
 from wanwu.models.registry import ModelSpec, Preprocessing, get_model_spec
 from wanwu.sources import ONNX_FILE, ModelSource, open_source
+from wanwu.store import Layout
 from wanwu.trained.store import Version, resolve
 from wanwu.weights import sha256_file
 
@@ -148,7 +149,7 @@ class TrainedSource(ModelSource):
     def _base_source(self) -> ModelSource:
         base = self.manifest["base"]
         spec = get_model_spec(base["model"])
-        source = open_source(spec, self.home or self.bundle.parent.parent)
+        source = open_source(spec, self.home or Layout.of_bundle(self.bundle).home)
         if source.weights_sha256 != base["weights_sha256"]:
             raise WeightsVerificationError(
                 f"{self.spec.name} was trained on {spec.name} weights {base['weights_sha256'][:12]}, "

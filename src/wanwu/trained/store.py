@@ -1,31 +1,30 @@
 """Trained models in the store: ``<home>/trained/NAME@V/``, one folder per version, never edited after it appears.
 
-A version is built in a hidden ``.partial-<pid>-*`` folder and renamed into place in one step, so a
-run killed at any point leaves no version behind (its partial folder is removed by the next run);
-``rm`` renames a version out of sight before deleting it, for the same reason.
+A version is built in a hidden partial folder and renamed into place in one step, so a run killed at
+any point leaves no version behind (the store's clean-up rule removes its partial folder later:
+``wanwu.store.remove_stale``); ``rm`` renames a version out of sight before deleting it, for the same reason.
 """
 
 from __future__ import annotations
 
+import errno
 import json
-import os
-import secrets
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from wanwu.errors import InvalidNameError, UnknownModelError, WanwuError
-from wanwu.store import pid_alive
+from wanwu.store import Layout, install, remove_folder, write_file
+from wanwu.store import new_partial as new_partial_folder
 
 VERSION_FILE = "version.json"
-_PARTIAL = ".partial-"
-_REMOVING = ".removing-"
+_NEW = "new-version"  # what a partial folder is named after: its version number is chosen at commit
 NAME_CHARS = "letters, digits, '-', '_' and '.' (not first), at most 64"
 
 
 def trained_dir(home: Path) -> Path:
-    return home / "trained"
+    """``Layout(home).trained``, under its old name."""
+    return Layout(home).trained
 
 
 def check_name(name: str) -> str:
@@ -75,7 +74,7 @@ def _read(path: Path) -> Version | None:
 
 def versions(home: Path, name: str | None = None) -> list[Version]:
     """Every version in the store (of ``name``), sorted by name then version."""
-    root = trained_dir(home)
+    root = Layout(home).trained
     if not root.is_dir():
         return []
     pattern = f"{name}@*" if name else "*@*"
@@ -94,27 +93,13 @@ def resolve(home: Path, ref: str) -> Version:
     match = [v for v in found if number is None or v.version == number]
     if not match:
         there = ", ".join(v.ref for v in versions(home)) or "none (train one with `wanwu train DATA --name NAME`)"
-        raise UnknownModelError(f"no trained model {ref!r} in {trained_dir(home)}; trained models: {there}")
+        raise UnknownModelError(f"no trained model {ref!r} in {Layout(home).trained}; trained models: {there}")
     return match[-1]
 
 
 def new_partial(home: Path) -> Path:
     """An empty hidden folder to build a version in; stale ones of dead runs are removed first."""
-    root = trained_dir(home)
-    root.mkdir(parents=True, exist_ok=True)
-    clean_partials(home)
-    path = root / f"{_PARTIAL}{os.getpid()}-{secrets.token_hex(4)}"
-    path.mkdir()
-    return path
-
-
-def clean_partials(home: Path) -> None:
-    for path in trained_dir(home).glob(f"{_PARTIAL}*"):
-        pid = path.name[len(_PARTIAL):].split("-")[0]
-        if not pid.isdigit() or not pid_alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-    for path in trained_dir(home).glob(f"{_REMOVING}*"):
-        shutil.rmtree(path, ignore_errors=True)
+    return new_partial_folder(Layout(home).trained / _NEW)
 
 
 def commit(home: Path, partial: Path, name: str, manifest: dict, version: int | None = None,
@@ -129,27 +114,17 @@ def commit(home: Path, partial: Path, name: str, manifest: dict, version: int | 
         files = {**manifest.get("files", {}), **(finish(partial, number) if finish else {})}
         data = {"name": name, "version": number, "model": f"{name}@{number}", **manifest, "files": files}
         data.update(name=name, version=number, model=f"{name}@{number}")
-        tmp = partial / (VERSION_FILE + ".part")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, partial / VERSION_FILE)
-        target = trained_dir(home) / f"{name}@{number}"
-        try:
-            os.rename(partial, target)  # atomic; fails if another run took this number first
-        except OSError:
-            if version is not None or not target.exists():
-                raise
-            continue
-        return Version(name, number, target, data)
+        write_file(partial / VERSION_FILE, json.dumps(data, indent=2, ensure_ascii=False) + "\n", durable=True)
+        target = Layout(home).version(name, number)
+        if install(partial, target):  # one rename; False when another run took this number first
+            return Version(name, number, target, data)
+        if version is not None:
+            raise FileExistsError(errno.EEXIST, "this version is already in the store", str(target))
 
 
 def remove(home: Path, ref: str) -> Version:
     found = resolve(home, ref)
     if "@" not in ref:
         raise WanwuError(f"say which version to remove: {found.ref} (the newest of {found.name})")
-    doomed = trained_dir(home) / f"{_REMOVING}{found.name}@{found.version}-{secrets.token_hex(4)}"
-    os.rename(found.path, doomed)  # gone from listings at once; deleting a big folder takes a moment
-    shutil.rmtree(doomed, ignore_errors=True)
+    remove_folder(found.path)  # gone from listings at once; deleting a big folder takes a moment
     return found

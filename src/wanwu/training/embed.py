@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import secrets
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from wanwu.errors import ImageError
 from wanwu.models.registry import Preprocessing
 from wanwu.preprocess import ImageLimits, crop_pixels, decode_image
 from wanwu.sources import ModelSource
+from wanwu.store import Layout, atomic_file, write_file
 from wanwu.threadnames import name_os_thread
 
 VIEWS = ("center", "flip", "zoom", "zoom-flip")
@@ -97,19 +97,15 @@ class EmbeddingCache:
         """New vectors as one more shard (written then renamed); many shards are merged into one."""
         self.folder.mkdir(parents=True, exist_ok=True)
         if getattr(self, "_failures_changed", False):
-            tmp = self.folder / (_FAILURES + ".part")
-            tmp.write_text(json.dumps(self.failures))
-            os.replace(tmp, self.folder / _FAILURES)
+            write_file(self.folder / _FAILURES, json.dumps(self.failures))
             self._failures_changed = False
         if not self._new:
             return
         merge = len(self._shards) >= _MAX_SHARDS
         items = self.vectors if merge else self._new
         target = self.folder / f"shard-{secrets.token_hex(8)}.npz"
-        tmp = target.with_suffix(".part")
-        with open(tmp, "wb") as f:
+        with atomic_file(target) as tmp, open(tmp, "wb") as f:
             np.savez(f, keys=np.array(list(items), dtype="U80"), vectors=np.stack(list(items.values())).astype(np.float32))
-        os.replace(tmp, target)
         if merge:
             for shard in self._shards:
                 shard.unlink(missing_ok=True)
@@ -131,7 +127,7 @@ def cache_folder(home: Path, base: ModelSource, pre: Preprocessing, features: st
 
     digest = hashlib.sha256((repr(pre) + FEATURE_DEFINITIONS[features]).encode()).hexdigest()[:8]
     suffix = "" if features == "global" else f"-{features}"
-    return home / "embeddings" / f"{base.spec.name}-{base.weights_sha256[:16]}-{digest}{suffix}"
+    return Layout(home).embedding_cache(base.spec.name, base.weights_sha256, digest + suffix)
 
 
 def _decoded(jobs: list[Job], pre: Preprocessing, limits: ImageLimits, workers: int) -> Iterator[tuple[Job, object]]:
