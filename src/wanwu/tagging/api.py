@@ -97,21 +97,13 @@ def tag(
     ``options.threads`` CPUs each (default: half the cluster's CPUs, one each).
     """
     options = options or TagOptions()
-    if options.decode not in DECODE_MODES:
-        raise ValueError(f"decode must be one of {', '.join(DECODE_MODES)}, not {options.decode!r}")
-    in_threads = options.decode == "threads" or (options.decode == "auto" and spawn_reruns_caller(sys._getframe(1)))
     sources = [Path(s).expanduser() for s in sources]
     found = discover(sources, options.patterns, options.follow_symlinks)
     if ray:
         info, make = _ray_runner(model, engine, weights, home, precision, options, ray, ray_actors)
     else:
-        classifier, engines = tagger or load_tagger(model, engine, weights, home, precision, options.threads,
-                                                    options.batch_size)
-        info = model_info(classifier)
-        settings = options.decode_settings(classifier.spec.preprocessing)
-        make = lambda ledger: LocalRun(ledger, classifier, engines, settings,  # noqa: E731
-                                       RankOptions(options.top_k, options.min_score), options.batch_size,
-                                       options.decode_workers or usable_cores(), decode_in_threads=in_threads)
+        info, make = _local_runner(tagger or load_tagger(model, engine, weights, home, precision, options.threads,
+                                                         options.batch_size), options, _decode_in_threads(options))
     out = Path(out).expanduser()
     fmt = format_for(out, options.fmt)
     output = open_output(out, fmt, options.force)
@@ -135,6 +127,21 @@ def tag(
     if summary.failed and not (summary.tagged or summary.reused or summary.skipped):
         raise TagFailedError(summary)
     return summary
+
+
+def _decode_in_threads(options: TagOptions) -> bool:
+    if options.decode not in DECODE_MODES:
+        raise ValueError(f"decode must be one of {', '.join(DECODE_MODES)}, not {options.decode!r}")
+    # the frame that called tag(): two up from here
+    return options.decode == "threads" or (options.decode == "auto" and spawn_reruns_caller(sys._getframe(2)))
+
+
+def _local_runner(tagger: tuple[Classifier, list], options: TagOptions, in_threads: bool) -> tuple[ModelInfo, Callable]:
+    classifier, engines = tagger
+    settings = options.decode_settings(classifier.spec.preprocessing)
+    rank = RankOptions(options.top_k, options.min_score)
+    return model_info(classifier), lambda ledger: LocalRun(ledger, classifier, engines, settings, rank, options.batch_size,
+                                                           options.decode_workers or usable_cores(), decode_in_threads=in_threads)
 
 
 class TagFailedError(WanwuError, code="all_failed"):
