@@ -28,10 +28,6 @@ INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
 
 
-def compiled_dir(home: Path) -> Path:
-    """``Layout(home).compiled``, under its old name."""
-    return Layout(home).compiled
-
 
 @dataclass(frozen=True)
 class ModelSource:
@@ -134,10 +130,6 @@ def export_onnx(model, path: Path, size: int) -> None:  # type: ignore[no-untype
             dynamo=False,
         )
 
-
-def bundle_dir(home: Path, spec: ModelSpec, sha256: str) -> Path:
-    """``Layout(home).bundle(spec.name, sha256)``, under its old name."""
-    return Layout(home).bundle(spec.name, sha256)
 
 
 def find_bundles(home: Path, spec: ModelSpec) -> list[tuple[Path, dict]]:

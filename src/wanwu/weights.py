@@ -36,10 +36,6 @@ class ResolvedWeights:
         return self.source != "explicit"
 
 
-def weights_dir(home: Path) -> Path:
-    """``Layout(home).weights``, under its old name."""
-    return Layout(home).weights
-
 
 def torch_hub_dir(environ: dict[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ

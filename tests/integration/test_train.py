@@ -15,8 +15,9 @@ from tests.shapes import SHAPES, write_shapes
 from wanwu.classifier import Classifier
 from wanwu.cli import main
 from wanwu.engines import create_engine
+from wanwu.store import Layout
 from wanwu.trained.source import feature_source
-from wanwu.trained.store import trained_dir, versions
+from wanwu.trained.store import versions
 from wanwu.training.head import Head
 from wanwu.weights import sha256_file
 
@@ -56,7 +57,7 @@ def _run_json(capsys, args: list[str]) -> list[dict]:  # type: ignore[no-untyped
 
 
 def test_the_version_holds_everything_it_needs(trained: dict, home: Path, data: Path) -> None:
-    path = trained_dir(home) / "shapes@1"
+    path = Layout(home).trained / "shapes@1"
     assert trained["model"] == "shapes@1" and trained["base"]["model"] == "efficientnet_lite0"
     for name, digest in trained["files"].items():
         assert sha256_file(path / name) == digest
@@ -132,7 +133,7 @@ def test_retraining_after_adding_images_extracts_only_the_new_ones(trained: dict
 
 
 def test_the_report_is_one_offline_file(trained: dict, home: Path) -> None:
-    html = (trained_dir(home) / "shapes@1" / "report.html").read_text()
+    html = (Layout(home).trained / "shapes@1" / "report.html").read_text()
     assert "<svg" in html and "confusion" in html and "蓝色方块" in html
     assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "https://" not in html
@@ -157,14 +158,14 @@ def test_export_import_and_rm(trained: dict, home: Path, tmp_path: Path, test_se
 def test_an_interrupted_write_leaves_the_store_as_it_was(home: Path, data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from wanwu.trained import graph
 
-    before = sorted(p.name for p in trained_dir(home).iterdir())
+    before = sorted(p.name for p in Layout(home).trained.iterdir())
 
     def interrupted(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise KeyboardInterrupt
 
     monkeypatch.setattr(graph, "save_model", interrupted)
     assert main(["--home", str(home), "train", str(data), "--name", "shapes"]) == 130
-    assert sorted(p.name for p in trained_dir(home).iterdir()) == before
+    assert sorted(p.name for p in Layout(home).trained.iterdir()) == before
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,10 @@ from wanwu.cli import main
 from wanwu.engines import create_engine
 from wanwu.models import get_model_spec
 from wanwu.sources import open_source
+from wanwu.store import Layout
 from wanwu.trained import graph
 from wanwu.trained.source import feature_source
-from wanwu.trained.store import trained_dir, versions
+from wanwu.trained.store import versions
 from wanwu.training.embed import EmbeddingCache, cache_folder
 from wanwu.training.head import Head
 from wanwu.training.train import training_preprocessing
@@ -55,7 +56,7 @@ def _cache(home: Path, features: str) -> EmbeddingCache:
 
 
 def test_the_stored_pyramid_graph_is_the_head_on_its_cached_embeddings(trained: dict, home: Path) -> None:
-    version = trained_dir(home) / "pyr@1"
+    version = Layout(home).trained / "pyr@1"
     assert trained["pyr"]["head"]["features"]["kind"] == "pyramid" and trained["pyr"]["head"]["embedding_size"] == 14720
     with open(version / "images.tsv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
@@ -72,9 +73,9 @@ def test_the_stored_pyramid_graph_is_the_head_on_its_cached_embeddings(trained: 
 def test_global_features_are_the_base_embedding_as_before(trained: dict, home: Path) -> None:
     head = trained["glob"]["head"]
     assert head["features"]["kind"] == "global" and head["embedding_size"] == 1280 and "maps" not in head["features"]
-    model = graph.load_model(trained_dir(home) / "glob@1" / "model.onnx")
+    model = graph.load_model(Layout(home).trained / "glob@1" / "model.onnx")
     assert not any(n.name.startswith("features/") for n in model.graph.node)
-    pyramid = graph.load_model(trained_dir(home) / "pyr@1" / "model.onnx")
+    pyramid = graph.load_model(Layout(home).trained / "pyr@1" / "model.onnx")
     gemm = next(n for n in pyramid.graph.node if n.op_type == "Gemm")
     assert gemm.name == head["node"] == "/_fc/Gemm"  # the head keeps its name (quantize keeps it in fp32 by it)
     assert "features/pyramid" in {n.name for n in pyramid.graph.node}

@@ -15,8 +15,9 @@ from tests.shapes import write_shapes
 from wanwu.classifier import Classifier
 from wanwu.cli import main
 from wanwu.engines import create_engine
+from wanwu.store import Layout
 from wanwu.trained.finetuned import load_tensors, trunk_source
-from wanwu.trained.store import trained_dir, versions
+from wanwu.trained.store import versions
 from wanwu.training.tail import predict
 from wanwu.weights import sha256_file
 
@@ -49,7 +50,7 @@ def tuned(home: Path, data: Path) -> dict:
 
 
 def test_the_version_is_a_finetuned_model(tuned: dict, home: Path) -> None:
-    path = trained_dir(home) / "tuned@1"
+    path = Layout(home).trained / "tuned@1"
     assert tuned["kind"] == "finetune" and tuned["base"]["model"] == "efficientnet_lite0"
     assert set(tuned["files"]) == {"model.onnx", "head.npz", "images.tsv", "report.html"}
     for name, digest in tuned["files"].items():
@@ -82,7 +83,7 @@ def test_every_engine_gives_the_same_logits_as_trunk_plus_tail(tuned: dict, home
     base = open_model("efficientnet_lite0", home)
     activations = create_engine("onnxruntime", trunk_source(base, 1), threads=2).run(pixels)
     tail = Tail(base.torch_model(), 1, 3)
-    tail.load_state_dict({k: torch.from_numpy(v) for k, v in load_tensors(trained_dir(home) / "tuned@1" / "head.npz").items()})
+    tail.load_state_dict({k: torch.from_numpy(v) for k, v in load_tensors(Layout(home).trained / "tuned@1" / "head.npz").items()})
     np.testing.assert_allclose(predict(tail, activations.astype(np.float16)), logits["torch"], atol=0.05)  # fp16 cache
     folders = [c["folder"] for c in tuned["classes"]]
     right = sum(folders[int(i)] == f.parent.name for i, f in zip(logits["onnxruntime"].argmax(1), files, strict=True))
@@ -111,7 +112,7 @@ def test_quantize_calibrates_on_its_own_imagefolder_and_int8_agrees(tuned: dict,
     """`wanwu quantize tuned@1 --calib DATA` finds the images in DATA's class folders; the INT8 model serves the same answers."""
     args = ["--home", str(home), "quantize", "tuned@1", "--calib", str(data), "--subset", "12", "--no-augment", "--json"]
     assert main(args) == 0
-    calibration = json.loads(next((trained_dir(home) / "tuned@1").glob("int8-*/calibration.json")).read_text())
+    calibration = json.loads(next((Layout(home).trained / "tuned@1").glob("int8-*/calibration.json")).read_text())
     assert calibration["images"] == 12 and len({f.split("/")[0] for f in calibration["files"]}) == 3  # every class folder
     files = sorted(test_set.rglob("*.png"))
     top1 = {}
@@ -124,7 +125,7 @@ def test_quantize_calibrates_on_its_own_imagefolder_and_int8_agrees(tuned: dict,
 def test_an_interrupted_export_leaves_the_store_as_it_was(tuned: dict, home: Path, data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from wanwu.training import version
 
-    before = sorted(p.name for p in trained_dir(home).iterdir())
+    before = sorted(p.name for p in Layout(home).trained.iterdir())
 
     def interrupted(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise KeyboardInterrupt
@@ -132,7 +133,7 @@ def test_an_interrupted_export_leaves_the_store_as_it_was(tuned: dict, home: Pat
     monkeypatch.setattr(version, "export_onnx", interrupted)
     args = ["--home", str(home), "train", str(data), "--name", "tuned", "--mode", "finetune", "--epochs", "1", "--no-refit"]
     assert main(args) == 130
-    assert sorted(p.name for p in trained_dir(home).iterdir()) == before
+    assert sorted(p.name for p in Layout(home).trained.iterdir()) == before
 
 
 @pytest.mark.parametrize(("extra", "message"), [
@@ -140,7 +141,7 @@ def test_an_interrupted_export_leaves_the_store_as_it_was(tuned: dict, home: Pat
     (["--blocks", "2"], "--blocks is for --mode finetune"),
 ])
 def test_blocks_it_cannot_train_are_a_clear_error(home: Path, data: Path, extra: list[str], message: str, capsys) -> None:  # type: ignore[no-untyped-def]
-    before = sorted(p.name for p in trained_dir(home).iterdir()) if trained_dir(home).is_dir() else []
+    before = sorted(p.name for p in Layout(home).trained.iterdir()) if Layout(home).trained.is_dir() else []
     assert main(["--home", str(home), "train", str(data), "--name", "tuned", *extra]) == 1
     assert message in capsys.readouterr().err
-    assert (sorted(p.name for p in trained_dir(home).iterdir()) if trained_dir(home).is_dir() else []) == before
+    assert (sorted(p.name for p in Layout(home).trained.iterdir()) if Layout(home).trained.is_dir() else []) == before

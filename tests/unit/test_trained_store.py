@@ -14,9 +14,9 @@ import pytest
 
 from tests.helpers import age
 from wanwu.errors import ArchiveError, InvalidNameError, UnknownModelError
-from wanwu.store import STALE_AFTER_S
+from wanwu.store import STALE_AFTER_S, Layout
 from wanwu.trained.archive import MANIFEST, export_version, import_archive
-from wanwu.trained.store import check_name, commit, new_partial, parse_ref, remove, resolve, trained_dir, versions
+from wanwu.trained.store import check_name, commit, new_partial, parse_ref, remove, resolve, versions
 from wanwu.weights import sha256_file
 
 
@@ -59,7 +59,7 @@ def test_versions_are_numbered_resolved_and_removed(tmp_path: Path) -> None:
         remove(tmp_path, "plants")
     remove(tmp_path, "plants@1")
     assert [v.ref for v in versions(tmp_path)] == ["plants@2"]
-    assert sorted(p.name for p in trained_dir(tmp_path).iterdir()) == ["plants@2"]
+    assert sorted(p.name for p in Layout(tmp_path).trained.iterdir()) == ["plants@2"]
 
 
 def test_a_killed_run_leaves_no_version_and_its_leftovers_are_cleaned(tmp_path: Path) -> None:
@@ -70,13 +70,13 @@ def test_a_killed_run_leaves_no_version_and_its_leftovers_are_cleaned(tmp_path: 
     )
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert proc.returncode == -9
-    (left,) = trained_dir(tmp_path).glob(".*.part-*")
+    (left,) = Layout(tmp_path).trained.glob(".*.part-*")
     assert versions(tmp_path) == []
     fake_version(tmp_path)  # young: its writer may live on another machine sharing the store
-    assert sorted(p.name for p in trained_dir(tmp_path).iterdir()) == [left.name, "plants@1"]
+    assert sorted(p.name for p in Layout(tmp_path).trained.iterdir()) == [left.name, "plants@1"]
     age(left, STALE_AFTER_S + 60)
     fake_version(tmp_path)
-    assert sorted(p.name for p in trained_dir(tmp_path).iterdir()) == ["plants@1", "plants@2"]
+    assert sorted(p.name for p in Layout(tmp_path).trained.iterdir()) == ["plants@1", "plants@2"]
 
 
 def test_export_and_import_round_trip(tmp_path: Path) -> None:
@@ -123,7 +123,7 @@ def test_a_tampered_archive_is_refused_and_nothing_is_written(tmp_path: Path, ch
     with pytest.raises((ArchiveError, InvalidNameError), match=message):
         import_archive(tmp_path / "b", bad)
     assert versions(tmp_path / "b") == []
-    assert list(trained_dir(tmp_path / "b").iterdir()) == []
+    assert list(Layout(tmp_path / "b").trained.iterdir()) == []
     assert not (tmp_path / "escape").exists()
 
 

@@ -13,7 +13,8 @@ from tests.helpers import serve_directory
 from wanwu.errors import WeightsError, WeightsMissingError, WeightsVerificationError
 from wanwu.models import get_model_spec
 from wanwu.models import registry as model_registry
-from wanwu.weights import download_weights, resolve_weights, sha256_file, torch_hub_dir, weights_dir
+from wanwu.store import Layout
+from wanwu.weights import download_weights, resolve_weights, sha256_file, torch_hub_dir
 
 RESNET = get_model_spec("resnet18")
 
@@ -59,7 +60,7 @@ def test_offline_error_names_file_url_and_destination(tmp_path: Path) -> None:
     message = str(info.value)
     assert "resnet18-f37072fd.pth" in message
     assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in message
-    assert str(weights_dir(tmp_path) / "resnet18-f37072fd.pth") in message
+    assert str(Layout(tmp_path).weights / "resnet18-f37072fd.pth") in message
     assert "wanwu fetch resnet18" in message
 
 
@@ -70,7 +71,7 @@ def test_store_comes_before_torch_hub(synthetic_resnet, resnet18_checkpoint: Pat
     shutil.copy(resnet18_checkpoint, hub)
     try:
         assert resolve_weights(spec, tmp_path).source == "torch-hub"
-        store = weights_dir(tmp_path) / spec.weights.file_name
+        store = Layout(tmp_path).weights / spec.weights.file_name
         store.parent.mkdir(parents=True)
         shutil.copy(resnet18_checkpoint, store)
         found = resolve_weights(spec, tmp_path)
@@ -81,7 +82,7 @@ def test_store_comes_before_torch_hub(synthetic_resnet, resnet18_checkpoint: Pat
 
 def test_tampered_file_in_store_is_refused(synthetic_resnet, resnet18_checkpoint: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     spec, _ = synthetic_resnet
-    store = weights_dir(tmp_path) / spec.weights.file_name
+    store = Layout(tmp_path).weights / spec.weights.file_name
     store.parent.mkdir(parents=True)
     data = bytearray(resnet18_checkpoint.read_bytes())
     data[-100] ^= 0xFF
@@ -106,7 +107,7 @@ def test_truncated_download_is_refused_and_leaves_nothing(synthetic_resnet, mirr
     served.write_bytes(resnet18_checkpoint.read_bytes()[:1_000_000])
     with pytest.raises(WeightsVerificationError, match=r"truncated: 1000000 of"):
         download_weights(spec, tmp_path / "home", url=url)
-    assert list(weights_dir(tmp_path / "home").iterdir()) == []
+    assert list(Layout(tmp_path / "home").weights.iterdir()) == []
 
 
 def test_unreachable_server_gives_the_offline_message(tmp_path: Path) -> None:
@@ -151,7 +152,7 @@ def test_cli_fetch_downloads_verifies_and_loads_strictly(synthetic_resnet, mirro
 
     reference = resnet18()
     reference.load_state_dict(torch.load(resnet18_checkpoint, weights_only=True))
-    fetched = load_torch_model(spec, weights_dir(home) / spec.weights.file_name)
+    fetched = load_torch_model(spec, Layout(home).weights / spec.weights.file_name)
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         assert torch.equal(fetched(x), reference.eval()(x))
@@ -168,7 +169,7 @@ def test_cli_fetch_refuses_a_tampered_mirror(synthetic_resnet, mirror, resnet18_
     assert main(["--home", str(tmp_path / "home"), "fetch", "resnet18", "--url", url, "--no-int8"]) == 1
     err = capsys.readouterr().err
     assert "wanwu: error:" in err and "failed verification" in err
-    assert not (weights_dir(tmp_path / "home") / spec.weights.file_name).exists()
+    assert not (Layout(tmp_path / "home").weights / spec.weights.file_name).exists()
 
 
 @pytest.mark.slow

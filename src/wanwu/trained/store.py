@@ -22,10 +22,6 @@ _NEW = "new-version"  # what a partial folder is named after: its version number
 NAME_CHARS = "letters, digits, '-', '_' and '.' (not first), at most 64"
 
 
-def trained_dir(home: Path) -> Path:
-    """``Layout(home).trained``, under its old name."""
-    return Layout(home).trained
-
 
 def check_name(name: str) -> str:
     """A model name is one path component: letters (any script), digits, ``-``, ``_``, ``.``; no ``@``, no ``/``."""
