@@ -92,11 +92,11 @@ def _print_models(home: Path, rows: list[dict]) -> None:
 
     table = Table(title=f"store: {home}", title_justify="left")
     table.add_column("model", no_wrap=True, min_width=len(max((r["model"] for r in rows), key=len, default="")))
-    for column in ("weights", "top-1", "converted", "precision (vs fp32; auto's pick per engine, threads, batch)"):
+    for column in ("weights", "top-1", "converted (weights)", "precision (vs fp32; auto's pick per engine, threads, batch)"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["model"], row["weights"], f"{row['top1']:.3f}", ", ".join(row["converted"]) or "—",
-                      _precision_cell(row))
+        converted = ", ".join(name.rsplit("-", 1)[-1][:8] for name in row["converted"])  # bundles by their weights' hash
+        table.add_row(row["model"], row["weights"], f"{row['top1']:.3f}", converted or "—", _precision_cell(row))
     console().print(table)
 
 
@@ -121,14 +121,15 @@ def _print_trained(rows: list[dict]) -> None:
 
     if not rows:
         return
-    table = Table(title="trained models", title_justify="left")
-    for column in ("model", "base"):
+    # narrow enough for 80 columns; training images, top-5 and the rest are in --json
+    table = Table(title="trained models (top-1 on validation; unknown: its threshold)", title_justify="left")
+    for column in ("model", "base", "created"):
         table.add_column(column, no_wrap=True)
-    for column in ("classes", "images", "val top-1", "unknown below", "created"):
+    for column in ("classes", "top-1", "unknown"):
         table.add_column(column, overflow="fold")
     for r in rows:
-        table.add_row(r["model"], r["base"], str(r["classes"]), str(r["train_images"]), pct(r["val_top1"]),
-                      "—" if r["unknown_below"] is None else f"{r['unknown_below']:.3f}", r["created_at"][:10])
+        table.add_row(r["model"], r["base"], r["created_at"][:10], str(r["classes"]), pct(r["val_top1"]),
+                      "—" if r["unknown_below"] is None else f"{r['unknown_below']:.3f}")
     console().print(table)
 
 

@@ -62,7 +62,7 @@ class _Bar:
     def stage(self, name: str, total: int | None = None) -> None:
         self.finish()
         if self.progress.disable:
-            err_line(f"{name}" + (f" ({total})" if total else ""))
+            err_line(f"{name}: {total}" if total else name)
         self.task = self.progress.add_task(name, total=total or 1)  # a step without a count shows as one
 
     def finish(self) -> None:
