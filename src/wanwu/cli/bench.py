@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wanwu.cli.common import add_options, console, dim, env_list, home_of, print_json
+from wanwu.cli.common import add_options, console, dim, env_list, model_source, print_json, threads_of
 from wanwu.errors import WanwuError
 
 
@@ -32,12 +32,11 @@ def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
 
 def run(args: argparse.Namespace) -> int:
     from wanwu.benchmark import time_engines
-    from wanwu.cpu import cpu_info, usable_cores
+    from wanwu.cpu import cpu_info
     from wanwu.engines import ENGINES, available_engines
-    from wanwu.loader import ModelRequest, open_runner, open_source
+    from wanwu.loader import open_runner
 
-    source = open_source(ModelRequest(args.model, weights=args.weights, home=home_of(args)))
-    threads = args.threads or usable_cores()
+    source, threads = model_source(args), threads_of(args)
     batches = env_list("batch-size", args.batch_size, int) or [1, 8]
     engines, precisions = env_list("engine", args.engine), env_list("precision", args.precision)
     images, described = _bench_pixels(args.images, source.spec.preprocessing, max(batches))

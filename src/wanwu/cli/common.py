@@ -117,6 +117,19 @@ def home_of(args: argparse.Namespace) -> Path:
     return args.home or wanwu_home()
 
 
+def model_source(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The model and weights ``--model`` / ``--weights`` name, from the store (for export, quantize, bench)."""
+    from wanwu.loader import ModelRequest, open_source
+
+    return open_source(ModelRequest(getattr(args, "model", None), weights=args.weights, home=home_of(args)))
+
+
+def threads_of(args: argparse.Namespace) -> int:
+    from wanwu.cpu import usable_cores
+
+    return args.threads or usable_cores()
+
+
 def image_limits(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """``--max-bytes`` / ``--max-pixels`` for local files; a refused image names the flag and variable to raise."""
     from wanwu.preprocess import ImageLimits

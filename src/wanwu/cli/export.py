@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from wanwu.cli.common import add_options, env_list, home_of
+from wanwu.cli.common import add_options, env_list, model_source
 
 
 def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
@@ -16,9 +16,9 @@ def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
 
 
 def run(args: argparse.Namespace) -> int:
-    from wanwu.loader import ModelRequest, open_runner, open_source
+    from wanwu.loader import open_runner
 
-    source = open_source(ModelRequest(args.model, weights=args.weights, home=home_of(args)))
+    source = model_source(args)
     for engine in env_list("engine", args.engine) or ["openvino"]:
         open_runner(source, engine)
     print(source.bundle)

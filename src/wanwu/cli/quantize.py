@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wanwu.cli.common import add_options, command_name, dim, home_of, print_json
+from wanwu.cli.common import add_options, command_name, dim, model_source, print_json, threads_of
 
 
 def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
@@ -45,12 +45,9 @@ def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
 
 
 def run(args: argparse.Namespace) -> int:
-    from wanwu.cpu import usable_cores
-    from wanwu.loader import ModelRequest, open_source
     from wanwu.precision.calibration import shipped_photos
 
-    source = open_source(ModelRequest(args.model, weights=args.weights, home=home_of(args)))
-    threads = args.threads or usable_cores()
+    source, threads = model_source(args), threads_of(args)
     args.calib = args.calib or [shipped_photos()]
     if args.precision == "bf16":
         return _calibrate_bf16(args, source, threads)
