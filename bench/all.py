@@ -34,7 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--shared", type=Path, default=SHARED, help="folder with data/imagenet-samples, data/photos and bench/")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="engine threads (default: all cores)")
     ap.add_argument("--runs", type=int, default=20, help="engines: timed runs per cell (median reported)")
-    ap.add_argument("--batch", type=int, action="append", help="engines: batch size(s) (default: 1 and 8)")
+    ap.add_argument("--batch-size", "--batch", dest="batch", type=int, action="append",
+                    help="engines: batch size(s), repeatable (default: 1 and 8)")
     ap.add_argument("--seconds", type=float, default=12, help="HTTP: load per measurement")
     ap.add_argument("--rounds", type=int, default=3, help="HTTP: server restarts per configuration (medians)")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])

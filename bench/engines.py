@@ -36,7 +36,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20, help="timed runs per cell (median reported)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--batch", type=int, action="append", help="default: 1 and 8")
+    parser.add_argument("--batch-size", "--batch", dest="batch", type=int, action="append", help="repeatable (default: 1 and 8)")
     parser.add_argument("--model", action="append", help="default: efficientnet_lite0 and resnet18")
     parser.add_argument("--calib", type=Path, action="append", help="calibration folders for the INT8 models")
     parser.add_argument("--images", type=Path, help="JPEGs to time on (default: ../shared/data/imagenet-samples)")

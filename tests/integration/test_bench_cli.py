@@ -22,7 +22,7 @@ def test_json_rows_on_given_images_record_the_cpu(shared_home: Path, tmp_path: P
     for i in range(3):
         (tmp_path / f"{i}.jpg").write_bytes(encode(gradient_image(320 + 40 * i, 240), "JPEG"))
     (tmp_path / "notes.txt").write_text("not an image, and not taken for one")
-    proc = _bench(shared_home, "--engine", "onnxruntime", "--precision", "fp32", "--batch", "2", "--runs", "2",
+    proc = _bench(shared_home, "--engine", "onnxruntime", "--precision", "fp32", "--batch-size", "2", "--runs", "2",
                   "--images", str(tmp_path), "--json")
     assert proc.returncode == 0, proc.stderr
     (row,) = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -33,7 +33,7 @@ def test_json_rows_on_given_images_record_the_cpu(shared_home: Path, tmp_path: P
 
 @pytest.mark.slow
 def test_table_title_names_the_cpu(shared_home: Path) -> None:
-    proc = _bench(shared_home, "--engine", "onnxruntime", "--precision", "fp32", "--batch", "1", "--runs", "1")
+    proc = _bench(shared_home, "--engine", "onnxruntime", "--precision", "fp32", "--batch-size", "1", "--runs", "1")
     assert proc.returncode == 0, proc.stderr
     assert "on random pixels" in proc.stdout and "CPU: " in proc.stdout and " cores" in proc.stdout
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +103,55 @@ def test_eval_json_contract(samples_dir: Path, shared_home: Path) -> None:
     assert set(result) >= {"model", "engine", "images", "top1", "top5", "images_per_s"}
     assert (result["model"], result["engine"], result["images"]) == ("efficientnet_lite0", "onnxruntime", 100)
     assert 0.85 <= result["top1"] <= result["top5"] <= 1.0 and result["images_per_s"] > 0
+
+
+def test_predict_max_pixels_refuses_and_names_its_flag(examples_dir: Path, shared_home: Path) -> None:
+    photo = str(examples_dir / "chelsea.jpg")
+    proc = _run(["predict", photo, "--max-pixels", "2000"], shared_home)
+    assert proc.returncode == 1
+    assert "the limit is 2,000 (raise it with --max-pixels / WANWU_MAX_PIXELS)" in proc.stderr
+    env = {**os.environ, "WANWU_MAX_PIXELS": "2000"}
+    by_env = subprocess.run([sys.executable, "-m", "wanwu.cli", "predict", "--home", str(shared_home), "--json", photo],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert by_env.returncode == 1 and json.loads(by_env.stdout)["error"]["code"] == "too_many_pixels"
+    assert _run(["predict", photo, "--max-pixels", "200000", "--json"], shared_home).returncode == 0
+
+
+def test_predict_min_score_drops_low_predictions(examples_dir: Path, shared_home: Path) -> None:
+    proc = _run(["predict", "--json", "--min-score", "0.2", str(examples_dir / "chelsea.jpg")], shared_home)
+    assert proc.returncode == 0, proc.stderr
+    scores = [p["score"] for p in json.loads(proc.stdout)["predictions"]]
+    assert scores and all(s >= 0.2 for s in scores) and len(scores) < 5
+
+
+def test_piped_errors_stay_on_one_line(shared_home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / ("a-file-with-a-rather-long-name-that-would-wrap-at-eighty-columns-" * 2 + ".jpg")
+    bad.write_text("this is not an image")
+    proc = _run(["predict", str(bad)], shared_home)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(str(bad)) and "not an image" in line
+
+
+@pytest.mark.slow
+def test_train_in_a_pipe_then_the_hint_the_trained_name_and_the_table(shared_home: Path, tmp_path: Path) -> None:
+    from tests.shapes import write_shapes
+
+    data = write_shapes(tmp_path / "shapes", per_class=4)
+    home = tmp_path / "home"
+    trained = _run(["train", str(data), "--name", "cli-shapes", "--val-split", "0", "--threads", "2"], home)
+    assert trained.returncode == 0, trained.stderr
+    assert not any(glyph in trained.stderr + trained.stdout for glyph in "━█") and "\r" not in trained.stderr
+    (hint,) = [line.removeprefix("use it: ") for line in trained.stdout.splitlines() if line.startswith("use it: ")]
+    image = next(data.rglob("*.png"))
+    used = subprocess.run([*shlex.split(hint.replace("IMAGE", shlex.quote(str(image)))), "--home", str(home), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert used.returncode == 0, used.stderr
+    assert json.loads(used.stdout)["model"] == "cli-shapes@1"
+    nope = _run(["predict", "--model", "nope", str(image)], home)
+    assert nope.returncode == 1 and "cli-shapes@1" in nope.stderr and "efficientnet_lite0" in nope.stderr
+    table = subprocess.run([sys.executable, "-m", "wanwu.cli", "models", "--home", str(home)], capture_output=True, text=True,
+                           timeout=300, env={**os.environ, "COLUMNS": "80"})
+    assert table.returncode == 0 and max(map(len, table.stdout.splitlines())) <= 80
+    for name in ("efficientnet_lite0", "efficientnet_lite2", "resnet18", "cli-shapes@1"):
+        assert name in table.stdout, f"{name} wrapped:\n{table.stdout}"

@@ -73,7 +73,7 @@ def _serve_and_classify(home: Path, test_dir: Path) -> None:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "wanwu.cli", "--home", str(home), "serve", "--model", "fashion@1", "--port", str(port),
-         "--inference-threads", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+         "--threads", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -167,7 +167,7 @@ def test_switching_versions_under_load_fails_no_request(tmp_path: Path, versions
 
 def test_serve_takes_model_more_than_once() -> None:
     from wanwu.cli import build_parser
-    from wanwu.service.cli import settings_from_args
+    from wanwu.cli.serve import settings_from_args
 
     settings = settings_from_args(build_parser().parse_args(["serve", "--model", "shop@1", "--model", "efficientnet_lite0"]))
     assert settings.model == "shop@1" and settings.extra_models == ["efficientnet_lite0"]

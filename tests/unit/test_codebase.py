@@ -27,10 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("training",),
     ("tagging",),
     ("__init__",),
-    ("cli_options",),
     ("service",),
-    ("train_cli",),
-    ("commands",),
     ("cli",),
 ]
 RANK = {component: rank for rank, names in enumerate(LAYERS) for component in names}

@@ -134,7 +134,7 @@ def test_wanwu_leaves_pillow_and_onnxruntime_global_state_alone() -> None:
 
 
 def test_the_server_entry_point_raises_pillows_guard_to_its_own_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    from wanwu.service import cli
+    from wanwu.cli import serve as cli
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
     cli._own_pillow_limit(500_000_000)

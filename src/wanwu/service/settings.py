@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wanwu.cpu import usable_cores
@@ -13,7 +13,8 @@ from wanwu.preprocess import ImageLimits
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WANWU_", extra="ignore", frozen=True)
+    # validate_by_name: ServiceSettings(max_batch=4) as well as the variables below
+    model_config = SettingsConfigDict(env_prefix="WANWU_", extra="ignore", frozen=True, validate_by_name=True)
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -31,11 +32,14 @@ class ServiceSettings(BaseSettings):
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_pixels: int = Field(64_000_000, ge=1024)
 
-    max_batch: int = Field(8, ge=1, le=256)
+    # --batch-size / WANWU_BATCH_SIZE, as in every command (WANWU_MAX_BATCH: its old name, still read)
+    max_batch: int = Field(8, ge=1, le=256, validation_alias=AliasChoices("WANWU_BATCH_SIZE", "WANWU_MAX_BATCH"))
     max_wait_ms: float = Field(5.0, ge=0, le=1000)
     max_queue: int = Field(64, ge=1)
     request_timeout_s: float = Field(30.0, gt=0)
-    inference_threads: int = Field(default_factory=usable_cores, ge=1)
+    # --threads / WANWU_THREADS, as in every command (WANWU_INFERENCE_THREADS: its old name, still read)
+    inference_threads: int = Field(default_factory=usable_cores, ge=1,
+                                   validation_alias=AliasChoices("WANWU_THREADS", "WANWU_INFERENCE_THREADS"))
     inference_workers: int = Field(1, ge=1, le=64, description="engines in parallel; threads are split between them")
     decode_threads: int = Field(default_factory=usable_cores, ge=1)
 
