@@ -139,3 +139,11 @@ def test_a_run_where_every_image_failed_is_an_error(tmp_path: Path, shared_home:
     with pytest.raises(TagFailedError, match="every one of the 2 images failed \\(2 "):
         tag([lib], tmp_path / "tags.jsonl", home=shared_home, engine="onnxruntime")
     assert len((tmp_path / "tags.jsonl").read_text().splitlines()) == 2  # the errors are recorded all the same
+
+
+def test_a_package_main_keeps_decode_processes(tmp_path: Path) -> None:
+    """`python -m wanwu.cli` (a package's __main__): multiprocessing does not import it again, so processes are safe."""
+    code = ("import sys, types; from wanwu.tagging.mainguard import spawn_reruns_caller; "
+            "m = sys.modules['__main__']; m.__file__ = 'x/__main__.py'; m.__spec__ = types.SimpleNamespace(name='pkg.__main__'); "
+            "print(spawn_reruns_caller())")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -8,15 +8,13 @@ from pathlib import Path
 from wanwu.cli.common import add_options, console, dim, env_list, model_source, print_json, threads_of
 from wanwu.errors import WanwuError
 
+DESCRIPTION = ("Times engines and precisions (default: every installed engine at every precision it offers; --engine and "
+               "--precision repeat) on the crop's pixels as the service sends them: decoded from --images, else random. "
+               "(The whole benchmark, HTTP against other services included, is bench/all.py in a checkout.)")
+
 
 def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
-    bench = sub.add_parser(
-        "bench",
-        help="ms/image and images/s of engines and precisions (medians)",
-        description="Times engines and precisions (default: every installed engine at every precision it offers; "
-        "--engine and --precision repeat) on the crop's pixels as the service sends them: decoded from --images, "
-        "else random. (The whole benchmark, HTTP against other services included, is bench/all.py in a checkout.)",
-    )
+    bench = sub.add_parser("bench", help="ms/image and images/s of engines and precisions (medians)", description=DESCRIPTION)
     add_options(bench, ("model", "weights", "engine", "precision", "threads", "batch-size"),
                 repeatable=("engine", "precision", "batch-size"),
                 defaults={"engine": (None, "every installed engine"), "precision": (None, "every precision it offers"),

@@ -38,21 +38,27 @@ def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
 
 
 def run(args: argparse.Namespace) -> int:
-    from wanwu.tagging.api import TagOptions, tag
+    from wanwu.tagging.api import TagFailedError, TagOptions, tag
 
     limits = {k: v for k, v in (("max_bytes", args.max_bytes), ("max_pixels", args.max_pixels)) if v}
     options = TagOptions(top_k=args.top_k, min_score=args.min_score, fast_decode=args.fast_decode, batch_size=args.batch_size,
                          decode_workers=args.decode_workers, threads=args.threads, force=args.force, fmt=args.format,
                          patterns=tuple(args.glob), follow_symlinks=args.follow_symlinks, **limits)
+    failure = None
     with _Progress() as update:
-        summary = tag(args.sources, args.out, model=args.model, engine=args.engine, weights=args.weights,
-                      home=home_of(args), precision=args.precision or "auto", options=options, progress=update,
-                      ray=args.ray, ray_actors=args.ray_actors)
+        try:
+            summary = tag(args.sources, args.out, model=args.model, engine=args.engine, weights=args.weights,
+                          home=home_of(args), precision=args.precision or "auto", options=options, progress=update,
+                          ray=args.ray, ray_actors=args.ray_actors)
+        except TagFailedError as err:  # every image failed: the summary and report still say which and why
+            summary, failure = err.summary, err
     if args.report:
         from wanwu.tagging.report import write_report
 
         write_report(args.report, summary)
     print_json(summary.as_dict()) if args.json else print(summary.line())
+    if failure is not None:
+        err_line(f"wanwu: error: {failure}")
     return 1 if summary.failed else 0
 
 

@@ -19,6 +19,9 @@ def spawn_reruns_caller(frame: FrameType | None = None) -> bool:
     path = getattr(main, "__file__", None)
     if not path:
         return False  # an interactive session or a notebook: a spawned process imports nothing of it
+    name = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    if name == "__main__" or name.endswith(".__main__"):
+        return False  # `python -m package`: multiprocessing never imports a package's __main__ again
     frame = frame or sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") in ("__main__", "__mp_main__"):
