@@ -95,8 +95,53 @@ async def _classify_all(state: ServiceState, uploads: list[Upload], options: Cla
         pipeline.inflight -= 1
 
 
+_OPTIONS = {
+    "top_k": {"type": "integer", "minimum": 1, "description": "classes per image (default: --top-k; at most WANWU_MAX_TOP_K)"},
+    "min_score": {"type": "number", "minimum": 0, "maximum": 1, "default": 0, "description": "drop classes scoring below"},
+    "lang": {"type": "string", "enum": ["zh", "en", "both"], "default": "both", "description": "label language"},
+    "model": {"type": "string", "description": "one of the loaded models, NAME or NAME@V (default: the first --model)"},
+}
+# The route parses its body itself (multipart or JSON, bounded: uploads.py), so FastAPI sees no parameters;
+# the schema is declared here for /docs, whose "Try it out" then has a file field and the options.
+CLASSIFY_OPENAPI = {
+    "parameters": [{"name": name, "in": "query", "required": False, "schema": schema, "description": schema["description"]}
+                   for name, schema in _OPTIONS.items()],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {
+                        "image": {"type": "array", "items": {"type": "string", "format": "binary"},
+                                  "description": "one or more image files (JPEG, PNG, WebP, GIF, BMP, TIFF)"},
+                        **_OPTIONS,
+                    },
+                },
+                "encoding": {"image": {"contentType": "image/*"}},
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["images"],
+                    "properties": {
+                        "images": {"type": "array", "items": {"oneOf": [
+                            {"type": "string", "format": "byte", "description": "base64, or a data: URL"},
+                            {"type": "object", "required": ["data"], "properties": {
+                                "data": {"type": "string", "format": "byte"}, "filename": {"type": "string"}}},
+                        ]}},
+                        **_OPTIONS,
+                    },
+                },
+            },
+        },
+    },
+}
+
+
 def _add_api_routes(app: FastAPI, state: ServiceState) -> None:
-    @app.post("/v1/classify", dependencies=[Depends(_require_api_key)], tags=["classify"])
+    @app.post("/v1/classify", dependencies=[Depends(_require_api_key)], tags=["classify"], openapi_extra=CLASSIFY_OPENAPI)
     async def classify(request: Request) -> JSONResponse:
         """Classify one or more images: multipart field ``image`` or JSON ``{"images": [base64, ...]}``."""
         uploads, options = await read_classify_request(request, state.settings)
