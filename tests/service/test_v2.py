@@ -308,3 +308,37 @@ def test_openapi_declares_the_upload_field_options_and_v2_bodies(server: str) ->
         assert {"400", "404", "413", "422"} <= set(infer["responses"])
     for path in ("/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{name}", "/v2/models/{name}/versions/{version}/ready"):
         assert "get" in schema["paths"][path]
+
+
+# ---------------------------------------------------------------------------------------------- readiness, KServe
+
+
+def test_v2_health_ready_is_503_until_warm_and_live_at_once(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.service.conftest import wait_ready
+
+    engine = FakeEngine()
+    engine.gate.clear()  # warm-up blocks until released
+    app = create_app(ServiceSettings(home=tmp_path), classifier=fake_classifier(tmp_path, engine))
+    with TestClient(app) as c:
+        assert c.get("/v2/health/live").json() == {"live": True}
+        not_ready = c.get("/v2/health/ready")
+        assert not_ready.status_code == 503 and "still loading" in not_ready.json()["error"] and not_ready.headers["retry-after"]
+        assert c.post(f"/v2/models/{MODEL}/infer", json=_json_request(PNG)).status_code == 503
+        engine.gate.set()
+        wait_ready(c.get)
+        assert c.get("/v2/health/ready").json() == {"ready": True}
+
+
+def test_kserve_manifest_probes_routes_the_app_serves() -> None:
+    yaml = require_module("yaml")
+    repo = Path(__file__).resolve().parents[2]
+    manifest = yaml.safe_load((repo / "deploy" / "kserve.yaml").read_text())
+    assert (manifest["apiVersion"], manifest["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
+    (container,) = manifest["spec"]["predictor"]["containers"]
+    assert container["ports"][0]["containerPort"] == 8000 and "EXPOSE 8000" in (repo / "deploy" / "Dockerfile").read_text()
+    probes = {kind: container[kind]["httpGet"] for kind in ("livenessProbe", "readinessProbe")}
+    assert probes == {"livenessProbe": {"path": "/v2/health/live", "port": 8000}, "readinessProbe": {"path": "/v2/health/ready", "port": 8000}}
+    paths = {route.path for route in create_app(ServiceSettings()).routes}
+    assert {"/v2/health/live", "/v2/health/ready"} <= paths
