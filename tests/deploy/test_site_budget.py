@@ -8,6 +8,7 @@ constraints/runtime-onnxruntime.txt + the wanwu wheel, the model bundle, slims t
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -26,8 +27,9 @@ def test_default_image_project_layers_fit_the_budget() -> None:
         missing(f"no `wanwu` next to {sys.executable} (`make setup` installs it)")
     if shutil.which("sh") is None:
         missing("no POSIX sh for deploy/slim-venv.sh")
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}  # pip's own cache, not the test's empty one
     done = subprocess.run([sys.executable, str(REPO / "deploy" / "site_budget.py"), "--json", "--engine", "onnxruntime"],
-                          capture_output=True, text=True, timeout=420)
+                          capture_output=True, text=True, timeout=420, env=env)
     report = done.stdout
     assert done.stdout.strip(), f"site_budget.py printed nothing (exit {done.returncode}):\n{done.stderr[-4000:]}"
     numbers = json.loads(report.strip().splitlines()[-1])
