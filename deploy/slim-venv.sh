@@ -44,6 +44,13 @@ rm -f "$SP"/PIL/_avif.*.so "$SP"/PIL/_imagingft.*.so "$SP"/PIL/_imagingcms.*.so 
 #    the service use rich's console and tables, which never import it.
 rm -rf "$SP"/pygments "$SP"/pygments-*.dist-info "$VENV"/bin/pygmentize
 
+# 3b. Never imported by serving (the warm-up below proves it: none of them gets byte code): protobuf and
+#     flatbuffers (ONNX Runtime needs them only for its model tools, removed in 1b) and markdown-it (rich's
+#     Markdown renderer). ~2 MB, measured by deploy/site_budget.py.
+rm -rf "$SP"/google/protobuf "$SP"/google/_upb "$SP"/protobuf-*.dist-info "$SP"/flatbuffers "$SP"/flatbuffers-*.dist-info \
+       "$SP"/markdown_it "$SP"/markdown_it_py-*.dist-info "$SP"/mdurl "$SP"/mdurl-*.dist-info "$VENV"/bin/markdown-it
+rmdir "$SP"/google 2>/dev/null || true
+
 # 4. Packaging tools: nothing is installed at run time.
 rm -rf "$SP"/pip "$SP"/pip-* "$SP"/setuptools "$SP"/setuptools-* "$SP"/pkg_resources \
        "$SP"/_distutils_hack "$SP"/distutils-precedence.pth "$SP"/wheel "$SP"/wheel-*

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -18,13 +17,12 @@ from wanwu import __version__
 from wanwu.classifier import Classifier
 from wanwu.errors import WanwuError
 from wanwu.service import page
+from wanwu.service.auth import require_api_key as _require_api_key
 from wanwu.service.docs import add_offline_docs
 from wanwu.service.errors import (
     InvalidRequestError,
     JsonCORSMiddleware,
-    NotReadyError,
     ShutdownMiddleware,
-    UnauthorizedError,
     error_body,
     handle_unexpected,
     handle_wanwu_error,
@@ -36,6 +34,7 @@ from wanwu.service.pipeline import Pipeline
 from wanwu.service.settings import ServiceSettings
 from wanwu.service.state import ServiceState
 from wanwu.service.uploads import ClassifyOptions, Upload, read_classify_request
+from wanwu.service.v2 import add_v2_routes, is_v2, v2_error
 
 
 def create_app(settings: ServiceSettings | None = None, classifier: Classifier | None = None) -> FastAPI:
@@ -52,10 +51,10 @@ def create_app(settings: ServiceSettings | None = None, classifier: Classifier |
     app = FastAPI(title="wanwu 万物识别", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     add_offline_docs(app)  # /docs and /redoc from local files: FastAPI's load from a CDN
     app.state.wanwu = state
-    app.add_exception_handler(WanwuError, handle_wanwu_error)
+    app.add_exception_handler(WanwuError, _wanwu_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, handle_unexpected)  # every other error: JSON 500, never plain text
+    app.add_exception_handler(Exception, _unexpected)  # every other error: JSON 500, never plain text
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     if settings.cors_origins:
         app.add_middleware(
@@ -66,30 +65,13 @@ def create_app(settings: ServiceSettings | None = None, classifier: Classifier |
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     _add_api_routes(app, state)
     _add_ops_routes(app, state)
+    add_v2_routes(app)  # the Open Inference Protocol (KServe v2): /v2/...
     _add_page_routes(app, state)
     return app
 
 
-async def _require_api_key(request: Request) -> None:
-    # async on purpose: FastAPI runs a sync dependency in its thread pool, a thread hop per request.
-    expected = request.app.state.wanwu.settings.api_key
-    if not expected:
-        return
-    supplied = request.headers.get("x-api-key") or ""
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        supplied = supplied or auth[7:]
-    if not secrets.compare_digest(supplied.encode(), expected.encode()):
-        raise UnauthorizedError("missing or wrong API key: send it in the X-API-Key header")
-
-
-def _pipeline(state: ServiceState):  # type: ignore[no-untyped-def]
-    if state.pipeline is None:
-        # The load error names files in the store: the log has it whole, a client gets its kind only.
-        kind = state.error and state.error.split(":", 1)[0]
-        reason = f"the model failed to load ({kind}); the server log says why" if kind else "the model is still loading"
-        raise NotReadyError(f"not ready: {reason}")
-    return state.pipeline
+def _pipeline(state: ServiceState) -> Pipeline:
+    return state.require_ready()
 
 
 async def _classify_all(state: ServiceState, uploads: list[Upload], options: ClassifyOptions) -> tuple[Pipeline, list[dict]]:
@@ -113,8 +95,53 @@ async def _classify_all(state: ServiceState, uploads: list[Upload], options: Cla
         pipeline.inflight -= 1
 
 
+_OPTIONS = {
+    "top_k": {"type": "integer", "minimum": 1, "description": "classes per image (default: --top-k; at most WANWU_MAX_TOP_K)"},
+    "min_score": {"type": "number", "minimum": 0, "maximum": 1, "default": 0, "description": "drop classes scoring below"},
+    "lang": {"type": "string", "enum": ["zh", "en", "both"], "default": "both", "description": "label language"},
+    "model": {"type": "string", "description": "one of the loaded models, NAME or NAME@V (default: the first --model)"},
+}
+# The route parses its body itself (multipart or JSON, bounded: uploads.py), so FastAPI sees no parameters;
+# the schema is declared here for /docs, whose "Try it out" then has a file field and the options.
+CLASSIFY_OPENAPI = {
+    "parameters": [{"name": name, "in": "query", "required": False, "schema": schema, "description": schema["description"]}
+                   for name, schema in _OPTIONS.items()],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {
+                        "image": {"type": "array", "items": {"type": "string", "format": "binary"},
+                                  "description": "one or more image files (JPEG, PNG, WebP, GIF, BMP, TIFF)"},
+                        **_OPTIONS,
+                    },
+                },
+                "encoding": {"image": {"contentType": "image/*"}},
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["images"],
+                    "properties": {
+                        "images": {"type": "array", "items": {"oneOf": [
+                            {"type": "string", "format": "byte", "description": "base64, or a data: URL"},
+                            {"type": "object", "required": ["data"], "properties": {
+                                "data": {"type": "string", "format": "byte"}, "filename": {"type": "string"}}},
+                        ]}},
+                        **_OPTIONS,
+                    },
+                },
+            },
+        },
+    },
+}
+
+
 def _add_api_routes(app: FastAPI, state: ServiceState) -> None:
-    @app.post("/v1/classify", dependencies=[Depends(_require_api_key)], tags=["classify"])
+    @app.post("/v1/classify", dependencies=[Depends(_require_api_key)], tags=["classify"], openapi_extra=CLASSIFY_OPENAPI)
     async def classify(request: Request) -> JSONResponse:
         """Classify one or more images: multipart field ``image`` or JSON ``{"images": [base64, ...]}``."""
         uploads, options = await read_classify_request(request, state.settings)
@@ -207,15 +234,27 @@ def _page_lang(request: Request) -> str:
     return "en" if request.query_params.get("lang") == "en" else "zh"
 
 
+async def _wanwu_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, WanwuError)
+    return v2_error(exc) if is_v2(request) else await handle_wanwu_error(request, exc)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    response = await handle_unexpected(request, exc)
+    return JSONResponse({"error": "internal error; the server log has the details"}, 500) if is_v2(request) else response
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {"loc": ("request",), "msg": "invalid"}
     where = ".".join(str(p) for p in first["loc"])
     err = InvalidRequestError(f"invalid {where}: {first['msg']}")
-    return JSONResponse(error_body(err), status_code=422)
+    return v2_error(err) if is_v2(request) else JSONResponse(error_body(err), status_code=422)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if is_v2(request):
+        return JSONResponse({"error": f"{exc.detail}: {request.method} {request.url.path}"}, exc.status_code, headers=exc.headers)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code, headers=exc.headers)

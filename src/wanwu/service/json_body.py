@@ -106,6 +106,12 @@ def image_bytes(entry: object, index: int, blobs: dict[str, object]) -> tuple[st
     return filename, data, -1
 
 
+def string_bytes(entry: str, blobs: dict[str, object]) -> bytes | Oversize | object:
+    """One base64 string (or data: URL, or a marker ``parse_classify_json`` left) as bytes; ``INVALID`` when it
+    is not base64; an ``Oversize`` for a blob over the image limit, never decoded."""
+    return blobs.get(entry, INVALID) if entry.startswith(_MARKER) else _decode(entry)
+
+
 def is_marker(value: object) -> bool:
     return isinstance(value, str) and value.startswith(_MARKER)
 

@@ -15,6 +15,7 @@ from wanwu.errors import UnknownModelError
 from wanwu.loader import ModelRequest, load
 from wanwu.service.batcher import MicroBatcher
 from wanwu.service.cache import ResultCache, make_cache
+from wanwu.service.errors import NotReadyError
 from wanwu.service.memory import release_memory
 from wanwu.service.metrics import Metrics
 from wanwu.service.pipeline import Pipeline
@@ -66,6 +67,15 @@ class ServiceState:
     @property
     def ready(self) -> bool:
         return self.pipeline is not None
+
+    def require_ready(self) -> Pipeline:
+        """The default pipeline, or a 503 ``not_ready`` that says whether the model is loading or failed to load."""
+        if self.pipeline is None:
+            # The load error names files in the store: the log has it whole, a client gets its kind only.
+            kind = self.error and self.error.split(":", 1)[0]
+            reason = f"the model failed to load ({kind}); the server log says why" if kind else "the model is still loading"
+            raise NotReadyError(f"not ready: {reason}")
+        return self.pipeline
 
     async def start(self) -> None:
         try:

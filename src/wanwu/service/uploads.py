@@ -97,6 +97,22 @@ def _check_count(count: int, settings: ServiceSettings) -> None:
         )
 
 
+async def read_body(request: Request, settings: ServiceSettings) -> bytearray:
+    """The whole body, refused with a 413 past ``max_request_bytes`` (declared or streamed), as classify bodies are."""
+    limit = settings.max_request_bytes
+    hint = "raise WANWU_MAX_UPLOAD_BYTES or send fewer images per request"
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLargeError(f"request body is {int(declared):,} bytes; the limit is {limit:,} ({hint})")
+    body = bytearray()
+    try:
+        async for chunk in _limited(request, limit, hint):
+            body += chunk
+    except ClientDisconnect:
+        raise InvalidRequestError("the client disconnected before the upload finished") from None
+    return body
+
+
 async def read_classify_request(request: Request, settings: ServiceSettings) -> tuple[list[Upload], ClassifyOptions]:
     limit = settings.max_request_bytes
     hint = "raise WANWU_MAX_UPLOAD_BYTES or send fewer images per request"
