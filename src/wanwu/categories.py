@@ -142,6 +142,31 @@ def is_unknown(probabilities: np.ndarray, table: CategoryTable | None = None) ->
     return unknown_batch(np.asarray(probabilities)[None], table)[0]
 
 
+class Result(list):
+    """One image's answer: its top classes (a ``list`` of ``Prediction``, as ``predict`` always returned) with
+    ``categories`` (everyday categories scoring at least 0.05, highest first; empty for a trained model, which keeps
+    its own classes), ``unknown`` (True: no confident answer at any level; a trained model uses its own measured
+    threshold; None: a model with no rule) and ``summary(lang)``."""
+
+    def __init__(self, predictions: Sequence[Prediction], categories: Sequence[Category] = (),
+                 unknown: bool | None = None) -> None:
+        super().__init__(predictions)
+        self.categories = list(categories)
+        self.unknown = unknown
+
+    def summary(self, lang: str = "both") -> str:
+        return summary(self.categories, self, lang, bool(self.unknown))
+
+    def as_dict(self, lang: str = "both", digits: int | None = None) -> dict:
+        """The JSON shape: ``summary``, ``unknown``, ``categories``, ``predictions``."""
+        return {"summary": self.summary(lang), "unknown": self.unknown,
+                "categories": [c.as_dict(lang, digits) for c in self.categories],
+                "predictions": [p.as_dict(lang, digits) for p in self]}
+
+    def __repr__(self) -> str:
+        return f"Result({list.__repr__(self)}, categories={self.categories!r}, unknown={self.unknown!r})"
+
+
 def headline(categories: Sequence[Category], table: CategoryTable | None = None) -> Category | None:
     """The category a person would answer with: the most specific one scoring at least ``HEADLINE_SCORE``,
     else the best one."""
