@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 import numpy as np
@@ -71,6 +71,26 @@ class CategoryTable:
     def scores(self, probabilities: np.ndarray) -> np.ndarray:
         """``(..., 1000)`` probabilities -> ``(..., categories)`` scores (exact sums, in [0, 1])."""
         return np.asarray(probabilities, dtype=np.float64) @ self.membership
+
+    def own_category(self, probabilities: np.ndarray) -> np.ndarray:
+        """Per image, the index of the category whose own classes (not its children's) hold the most probability:
+        the everyday answer at the most specific level, for category top-1 accuracy."""
+        probs = np.asarray(probabilities, dtype=np.float64)
+        return (probs @ self.assignment).argmax(axis=-1)
+
+    @cached_property
+    def assignment(self) -> np.ndarray:
+        """(classes, categories) 0/1: class i's own (most specific) category only."""
+        index = {cid: j for j, cid in enumerate(self.ids)}
+        out = np.zeros_like(self.membership)
+        for i, cid in enumerate(self.classes):
+            if cid is not None:
+                out[i, index[cid]] = 1.0
+        return out
+
+    def category_index(self, class_index: int) -> int | None:
+        cid = self.classes[class_index]
+        return None if cid is None else self.ids.index(cid)
 
     def category(self, j: int, score: float) -> Category:
         return Category(self.ids[j], self.english[j], self.chinese[j], float(score), self.parents[j])

@@ -149,3 +149,11 @@ def _cats_spread() -> np.ndarray:
 
 def test_category_objects_compare_by_value() -> None:
     assert Category("cat", "cat", "猫", 0.5, "feline") == Category("cat", "cat", "猫", 0.5, "feline")
+
+
+def test_own_category_picks_the_most_specific_everyday_answer() -> None:
+    table = category_table()
+    probs = np.stack([_cats_spread(), _probs(banana=0.5, lemon=0.3), _probs(echidna=0.9)])
+    assert [table.ids[j] for j in table.own_category(probs)] == ["cat", "fruit", "mammal"]
+    assert table.category_index(get_labels().english.index("tabby")) == table.ids.index("cat")
+    assert table.category_index(get_labels().english.index("maze")) is None  # left out
