@@ -79,6 +79,10 @@ class CategoryTable:
         return (probs @ self.assignment).argmax(axis=-1)
 
     @cached_property
+    def depth_of(self) -> dict[str, int]:
+        return {cid: int(d) for cid, d in zip(self.ids, self.depth, strict=True)}
+
+    @cached_property
     def assignment(self) -> np.ndarray:
         """(classes, categories) 0/1: class i's own (most specific) category only."""
         index = {cid: j for j, cid in enumerate(self.ids)}
@@ -192,8 +196,7 @@ def headline(categories: Sequence[Category], table: CategoryTable | None = None)
     else the best one."""
     if not categories:
         return None
-    table = table or category_table()
-    depth = {cid: int(d) for cid, d in zip(table.ids, table.depth, strict=True)}
+    depth = (table or category_table()).depth_of
     sure = [c for c in categories if c.score >= HEADLINE_SCORE]
     return max(sure, key=lambda c: (depth.get(c.id, 0), c.score)) if sure else categories[0]
 
