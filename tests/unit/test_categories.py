@@ -157,3 +157,25 @@ def test_own_category_picks_the_most_specific_everyday_answer() -> None:
     assert [table.ids[j] for j in table.own_category(probs)] == ["cat", "fruit", "mammal"]
     assert table.category_index(get_labels().english.index("tabby")) == table.ids.index("cat")
     assert table.category_index(get_labels().english.index("maze")) is None  # left out
+
+
+def test_a_trained_model_keeps_its_own_classes_and_unknown_rule(tmp_path: Path) -> None:
+    from tests.helpers import FakeEngine, fake_classifier
+    from wanwu.classifier import Classifier
+    from wanwu.labels import LabelSet
+
+    imagenet = fake_classifier(tmp_path)
+    logits = np.zeros((2, 1000), np.float32)
+    logits[0, 281] = 12.0  # tabby: sure
+    (sure, flat) = imagenet.results(logits, top_k=3)
+    assert sure.unknown is False and headline(sure.categories).id == "cat" and sure.summary("en").startswith("cat ")
+    assert flat.unknown is True and flat.summary("zh").startswith("不确定")
+
+    class Trained(type(imagenet.source)):  # type: ignore[misc]
+        labels = LabelSet(("a",) * 1000, ("甲",) * 1000, tuple(f"c{i}" for i in range(1000)))
+        unknown_below = 0.5
+
+    trained = Classifier(Trained(imagenet.spec, "f" * 64, tmp_path), FakeEngine())
+    (sure, flat) = trained.results(logits, top_k=3)
+    assert (sure.categories, sure.unknown) == ([], False) and (flat.categories, flat.unknown) == ([], True)
+    assert sure.summary("en").startswith("a ") and flat.summary("en").startswith("not sure")
