@@ -4,8 +4,12 @@ The Python API::
 
     from wanwu import Classifier
     clf = Classifier.load("efficientnet_lite0")
-    for p in clf.predict("photo.jpg", top_k=3):
+    result = clf.predict("photo.jpg", top_k=3)
+    for p in result:
         print(p.label, p.label_zh, p.score)
+    print(result.summary("both"), result.unknown)  # "猫 cat 92 % · 可能是埃及猫 Egyptian cat 39 %" False
+    for c in result.categories:  # everyday categories, exact scores (sums of class probabilities)
+        print(c.id, c.label, c.label_zh, c.score, c.parent)
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from typing import TYPE_CHECKING
 
 from wanwu.version import __version__
 
-__all__ = ["Classifier", "Prediction", "__version__", "tag"]
+__all__ = ["Category", "Classifier", "Prediction", "Result", "__version__", "tag"]
 
 if TYPE_CHECKING:
+    from wanwu.categories import Category, Result
     from wanwu.classifier import Classifier
     from wanwu.ranking import Prediction
     from wanwu.tagging import tag
@@ -32,6 +37,10 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
         from wanwu.ranking import Prediction
 
         return Prediction
+    if name in ("Category", "Result"):
+        import wanwu.categories
+
+        return getattr(wanwu.categories, name)
     if name == "tag":
         from wanwu.tagging import tag
 

@@ -2,7 +2,11 @@
 
     from wanwu import Classifier
     clf = Classifier.load("efficientnet_lite0")
-    clf.predict("photo.jpg", top_k=3)  # a path, bytes, a PIL image or an (H, W, 3) uint8 array
+    result = clf.predict("photo.jpg", top_k=3)  # a path, bytes, a PIL image or an (H, W, 3) uint8 array
+    result[0].label, result.categories[0].label_zh, result.unknown, result.summary("zh")  # "猫 97 % · 可能是埃及猫 42 %"
+
+``predict`` returns a ``Result``: the top classes as a list (as before) with everyday categories and ``unknown``,
+computed from the full 1,000 probabilities (see ``wanwu.categories``).
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ from typing import TYPE_CHECKING, Union, overload
 
 import numpy as np
 
+from wanwu.categories import Result, categorize_batch, unknown_batch
 from wanwu.engines import Engine
+from wanwu.labels import get_labels
 from wanwu.loader import Loaded, ModelRequest, load
 from wanwu.models.registry import ModelSpec
 from wanwu.preprocess import ImageLimits, crop_pixels, preprocess_pixels, to_rgb
-from wanwu.ranking import Prediction, label, rank
+from wanwu.ranking import Prediction, label, rank_probabilities, softmax
 from wanwu.sources import ModelSource
 
 if TYPE_CHECKING:
@@ -38,6 +44,8 @@ class Classifier:
         self.precision_choice = precision_choice  # why ``--precision auto`` picked what runs
         self.loaded = loaded  # the loader's answer: what runs and why (None for a classifier built by hand)
         self.labels = source.labels
+        # ImageNet's everyday categories and unknown rule; a trained model keeps its own classes and threshold
+        self.has_categories = source.unknown_below is None and self.labels.wnids == get_labels().wnids
 
     @classmethod
     def from_loaded(cls, loaded: Loaded, limits: ImageLimits | None = None) -> Classifier:
@@ -109,26 +117,36 @@ class Classifier:
             raise RuntimeError(f"engine returned shape {out.shape} for a batch of {batch.shape[0]}")
         return out
 
-    def predict_arrays(self, batch: np.ndarray, top_k: int = 5, min_score: float = 0.0) -> list[list[Prediction]]:
-        return [label(ranked, self.labels, min_score) for ranked in rank(self.logits(batch), top_k)]
+    def predict_arrays(self, batch: np.ndarray, top_k: int = 5, min_score: float = 0.0) -> list[Result]:
+        return self.results(self.logits(batch), top_k, min_score)
+
+    def results(self, logits: np.ndarray, top_k: int = 5, min_score: float = 0.0) -> list[Result]:
+        """``(N, classes)`` logits -> per image, a ``Result``: the top classes, and the categories and ``unknown``
+        computed from all the probabilities (a trained model: no categories, its own ``unknown`` rule)."""
+        probs = softmax(logits)
+        predictions = [label(ranked, self.labels, min_score) for ranked in rank_probabilities(probs, top_k)]
+        if not self.has_categories:
+            return [Result(p, (), self.unknown(p)) for p in predictions]
+        return [Result(p, c, u) for p, c, u in zip(predictions, categorize_batch(probs), unknown_batch(probs), strict=True)]
 
     @overload
-    def predict(self, image: ImageInput, top_k: int = 5, min_score: float = 0.0) -> list[Prediction]: ...
+    def predict(self, image: ImageInput, top_k: int = 5, min_score: float = 0.0) -> Result: ...
 
     @overload
-    def predict(self, image: Sequence[ImageInput], top_k: int = 5, min_score: float = 0.0) -> list[list[Prediction]]: ...
+    def predict(self, image: Sequence[ImageInput], top_k: int = 5, min_score: float = 0.0) -> list[Result]: ...
 
     def predict(self, image, top_k=5, min_score=0.0):  # type: ignore[no-untyped-def]
-        """The ``top_k`` most probable classes of one image, highest first (ties: the lower class index); for a list
-        or tuple of images, one such list per image (run in batches)."""
+        """The ``top_k`` most probable classes of one image, highest first (ties: the lower class index), as a
+        ``Result`` (a list, with ``categories``, ``unknown`` and ``summary(lang)``); for a list or tuple of images,
+        one such result per image (run in batches)."""
         if isinstance(image, list | tuple):
             return self.predict_many(list(image), top_k, min_score)
         return self.predict_arrays(self.pixels(image)[None], top_k, min_score)[0]
 
     def predict_many(self, images: Sequence[ImageInput], top_k: int = 5, min_score: float = 0.0,
-                     batch_size: int = 8) -> list[list[Prediction]]:
+                     batch_size: int = 8) -> list[Result]:
         """``predict`` for several images, run ``batch_size`` at a time."""
-        out: list[list[Prediction]] = []
+        out: list[Result] = []
         for start in range(0, len(images), batch_size):
             batch = np.stack([self.pixels(image) for image in images[start : start + batch_size]])
             out.extend(self.predict_arrays(batch, top_k, min_score))

@@ -48,7 +48,11 @@ def top_indices(scores: np.ndarray, k: int = 5) -> np.ndarray:
 
 def rank(logits: np.ndarray, k: int) -> list[Ranked]:
     """``(N, classes)`` logits -> per image, the ``k`` most probable classes with their probabilities."""
-    probs = softmax(logits)
+    return rank_probabilities(softmax(logits), k)
+
+
+def rank_probabilities(probs: np.ndarray, k: int) -> list[Ranked]:
+    """``rank`` for probabilities already computed (the categories are scored on the same ones)."""
     return [[(int(i), float(row[i])) for i in order] for row, order in zip(probs, top_indices(probs, k), strict=True)]
 
 

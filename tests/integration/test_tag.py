@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 
 from tests.helpers import require_module
 from tests.unit.test_tagging import photo, png_bomb, read_jsonl
+from wanwu.tagging.parquet import TOP_CATEGORY_FIELDS
 
 pytestmark = pytest.mark.slow
 DOGS = {"German shepherd", "malamute", "Siberian husky", "Eskimo dog"}
@@ -73,8 +74,12 @@ def test_csv_and_parquet_hold_the_same_records(library: Path, shared_home: Path,
     jsonl = {r["path"]: r for r in read_jsonl(tmp_path / "tags.jsonl")}
     parquet = {r["path"]: r for r in pq.read_table(tmp_path / "tags.parquet").to_pylist()}
     rows = {r["path"]: r for r in csv.DictReader((tmp_path / "tags.csv").open(encoding="utf-8", newline=""))}
-    assert parquet == jsonl
+    # Parquet adds the top category's own columns (category, category_zh, category_score) to the record's
+    assert {p: {k: v for k, v in r.items() if k not in TOP_CATEGORY_FIELDS} for p, r in parquet.items()} == jsonl
     assert {p: json.loads(r["predictions"]) for p, r in rows.items()} == {p: r["predictions"] for p, r in jsonl.items()}
+    assert {p: json.loads(r["categories"]) for p, r in rows.items()} == {p: r["categories"] for p, r in jsonl.items()}
+    assert all(parquet[p]["category"] == r["category"] and parquet[p]["unknown"] == (r["unknown"] == "true")
+               for p, r in rows.items())
 
 
 def test_bad_inputs_are_recorded_and_the_run_goes_on(photos_dir: Path, shared_home: Path, tmp_path: Path) -> None:

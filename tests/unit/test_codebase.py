@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("imagefolder",),
     ("trained",),
     ("ranking", "benchmark"),
+    ("categories",),
     ("engines",),
     ("precision",),
     ("loader",),

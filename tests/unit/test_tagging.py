@@ -17,7 +17,8 @@ from tests.helpers import FakeEngine, fake_classifier, require_module
 from wanwu.tagging.api import TagFailedError, TagOptions, tag
 from wanwu.tagging.decode import DecodeSettings, Loaded, Task, load_file
 from wanwu.tagging.discover import discover
-from wanwu.tagging.records import FIELDS, Existing
+from wanwu.tagging.parquet import TOP_CATEGORY_FIELDS
+from wanwu.tagging.records import FIELDS, Existing, top_category
 from wanwu.tagging.stages import DecodeStage
 from wanwu.tagging.writers import CsvFile, LineFile, latest_only, repair_tail
 
@@ -280,9 +281,11 @@ def test_parquet_output_matches_jsonl_and_survives_a_killed_run(tmp_path: Path, 
     run([lib], tmp_path / "tags.jsonl")
     run([lib], tmp_path / "tags.parquet")
     table = pq.read_table(tmp_path / "tags.parquet")
-    assert table.column_names == list(FIELDS) and not (tmp_path / "tags.parquet.journal.jsonl").exists()
+    assert table.column_names == [*FIELDS, *TOP_CATEGORY_FIELDS] and not (tmp_path / "tags.parquet.journal.jsonl").exists()
     key = lambda r: r["path"]  # noqa: E731
-    assert sorted(table.to_pylist(), key=key) == sorted(read_jsonl(tmp_path / "tags.jsonl"), key=key)
+    rows = sorted(table.to_pylist(), key=key)
+    assert [{k: v for k, v in r.items() if k in FIELDS} for r in rows] == sorted(read_jsonl(tmp_path / "tags.jsonl"), key=key)
+    assert all(r["category"] == top_category(r).get("label") for r in rows) and any(r["category_score"] for r in rows)
     # a killed run left a journal (and a torn line): the next run folds it in, tags the rest, skips the done
     journal = tmp_path / "tags2.parquet.journal.jsonl"
     done = [r for r in read_jsonl(tmp_path / "tags.jsonl") if r["path"] in ("p0.jpg", "p1.jpg")]

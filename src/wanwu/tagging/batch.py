@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wanwu.categories import Result
 from wanwu.classifier import Classifier
 from wanwu.engines import Engine
-from wanwu.ranking import label, rank
 from wanwu.tagging.decode import Loaded
 from wanwu.tagging.records import SCORE_DIGITS, ModelInfo, make_record
 
@@ -36,15 +36,21 @@ def model_info(classifier: Classifier) -> ModelInfo:
 
 
 def record_for(info: ModelInfo, item: Loaded, predictions: list[dict] | None = None,
-               error: tuple[str, str] | None = None) -> dict:
-    return make_record(info, item.rel, item.sha256, item.size, item.width, item.height, predictions, error or item.error)
+               error: tuple[str, str] | None = None, categories: list[dict] | None = None,
+               unknown: bool | None = None) -> dict:
+    return make_record(info, item.rel, item.sha256, item.size, item.width, item.height, predictions,
+                       error or item.error, categories, unknown)
 
 
 def predict_pixels(classifier: Classifier, pixels: np.ndarray, options: RankOptions,
-                   engine: Engine | None = None) -> list[list[dict]]:
-    """``(N, H, W, 3)`` crops -> per image, its predictions as record entries (scores to 6 digits)."""
-    ranked = rank(classifier.logits(pixels, engine), options.top_k)
-    return [[p.as_dict("both", SCORE_DIGITS) for p in label(r, classifier.labels, options.min_score)] for r in ranked]
+                   engine: Engine | None = None) -> list[dict]:
+    """``(N, H, W, 3)`` crops -> per image, its ``predictions``, ``categories`` (scores to 6 digits) and ``unknown``."""
+    return [_entries(r) for r in classifier.results(classifier.logits(pixels, engine), options.top_k, options.min_score)]
+
+
+def _entries(result: Result) -> dict:
+    return {"predictions": [p.as_dict("both", SCORE_DIGITS) for p in result],
+            "categories": [c.as_dict("both", SCORE_DIGITS) for c in result.categories], "unknown": result.unknown}
 
 
 def tag_batch(classifier: Classifier, items: Sequence[Loaded], info: ModelInfo, options: RankOptions,
@@ -54,7 +60,7 @@ def tag_batch(classifier: Classifier, items: Sequence[Loaded], info: ModelInfo, 
     An engine failure fails the batch's images (``inference_failed``), not the run.
     """
     decoded = [item for item in items if item.decoded]
-    by_item: dict[int, list[dict]] = {}
+    by_item: dict[int, dict] = {}
     failure: tuple[str, str] | None = None
     if decoded:
         try:
@@ -65,7 +71,7 @@ def tag_batch(classifier: Classifier, items: Sequence[Loaded], info: ModelInfo, 
     records = []
     for item in items:
         if item.decoded and failure is None:
-            records.append(record_for(info, item, by_item[id(item)]))
+            records.append(record_for(info, item, **by_item[id(item)]))
         else:
             records.append(record_for(info, item, error=failure if item.decoded else None))
     return records

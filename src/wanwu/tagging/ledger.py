@@ -103,9 +103,10 @@ class Ledger:
         return False
 
     def _copy(self, item: Loaded, record: dict) -> dict:
-        """The record of an identical file: its predictions, and the precision and engine that made them (on Ray
-        with ``auto``, the actor's, which may differ from another actor's)."""
-        copy = record_for(self.info, item, record["predictions"], _error_of(record))
+        """The record of an identical file: its predictions and categories, and the precision and engine that made
+        them (on Ray with ``auto``, the actor's, which may differ from another actor's)."""
+        copy = record_for(self.info, item, record["predictions"], _error_of(record), record.get("categories"),
+                          record.get("unknown"))
         return {**copy, "precision": record["precision"], "engine": record["engine"]}
 
     def settle(self, done: list[tuple[Loaded, dict]], decoded: int = 0) -> None:

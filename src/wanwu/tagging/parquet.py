@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from wanwu.store import atomic_file
-from wanwu.tagging.records import FIELDS
+from wanwu.tagging.records import FIELDS, top_category
 from wanwu.tagging.writers import LineFile, OutputError, _chunks, _fsync_dir, latest_only
 
 
@@ -24,13 +24,31 @@ def _pyarrow():  # type: ignore[no-untyped-def]
     return pa, pq
 
 
+# the top everyday category in its own columns (``records.top_category``), derived from ``categories`` on writing
+# and dropped on reading
+TOP_CATEGORY_FIELDS = ("category", "category_zh", "category_score")
+
+
 def schema():  # type: ignore[no-untyped-def]
     """Fixed column types, so a file whose first rows are all errors has the same schema as any other."""
     pa, _ = _pyarrow()
     prediction = pa.struct([("index", pa.int32()), ("label", pa.string()), ("label_zh", pa.string()), ("score", pa.float64())])
+    category = pa.struct([("id", pa.string()), ("label", pa.string()), ("label_zh", pa.string()), ("score", pa.float64()),
+                          ("parent", pa.string())])
     types = {"bytes": pa.int64(), "width": pa.int32(), "height": pa.int32(), "predictions": pa.list_(prediction),
+             "categories": pa.list_(category), "unknown": pa.bool_(), "category_score": pa.float64(),
              "error": pa.struct([("code", pa.string()), ("message", pa.string())])}
-    return pa.schema([(name, types.get(name, pa.string())) for name in FIELDS])
+    return pa.schema([(name, types.get(name, pa.string())) for name in (*FIELDS, *TOP_CATEGORY_FIELDS)])
+
+
+def _row(record: dict) -> dict:
+    top = top_category(record)
+    return {**record, "category": top.get("label"), "category_zh": top.get("label_zh"), "category_score": top.get("score")}
+
+
+def _record(row: dict) -> dict:
+    """A row as the record it was (a file from before categories has neither those columns nor their keys)."""
+    return {k: v for k, v in row.items() if k not in TOP_CATEGORY_FIELDS}
 
 
 def journal_path(path: Path) -> Path:
@@ -52,7 +70,7 @@ class ParquetFile(LineFile):
         if self.parquet.exists():
             _, pq = _pyarrow()
             for batch in pq.ParquetFile(self.parquet).iter_batches(batch_size=4096):
-                yield from batch.to_pylist()
+                yield from map(_record, batch.to_pylist())
         yield from super().read()
 
     def finish(self, compact: bool) -> None:
@@ -68,4 +86,4 @@ class ParquetFile(LineFile):
         table_schema = schema()
         with atomic_file(self.parquet, durable=True, in_store=False) as tmp, pq.ParquetWriter(tmp, table_schema) as writer:
             for chunk in _chunks(records, 4096):
-                writer.write_table(pa.Table.from_pylist(chunk, schema=table_schema))
+                writer.write_table(pa.Table.from_pylist([_row(r) for r in chunk], schema=table_schema))

@@ -5,9 +5,14 @@ One record per image, every key always present (``null`` where it does not apply
     {"path": "2023/beach.jpg", "sha256": "…", "bytes": 2345678, "width": 4032, "height": 3024,
      "model": "efficientnet_lite0", "weights_sha256": "…", "precision": "fp32", "engine": "openvino",
      "wanwu_version": "0.1.0", "predictions": [{"index": 978, "label": "seashore", "label_zh": "海滨",
-     "score": 0.91}, …], "error": null}
+     "score": 0.91}, …], "categories": [{"id": "landscape", "label": "landscape", "label_zh": "自然景观",
+     "score": 0.97, "parent": null}, …], "unknown": false, "error": null}
 
-A failed image has ``"predictions": null`` and ``"error": {"code": …, "message": …}``. A record is
+``categories``: the everyday categories scoring at least 0.05, highest first (``wanwu.categories``; ``[]`` for a
+trained model, which keeps its own classes); ``unknown``: no confident answer at any level (a trained model: its own
+measured threshold; ``null`` where the model has no rule). Records written before categories existed lack both keys.
+A failed image has ``"predictions": null``, ``"categories": null``, ``"unknown": null`` and ``"error": {"code": …,
+"message": …}``. A record is
 *current* for a run when its model, weights and precision are the run's; the last record of a path
 wins (a re-run re-tags failed and changed images, then drops the records they replace).
 """
@@ -17,10 +22,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from wanwu.categories import Category, headline
+
 FIELDS = (
     "path", "sha256", "bytes", "width", "height", "model", "weights_sha256", "precision", "engine", "wanwu_version",
-    "predictions", "error",
+    "predictions", "categories", "unknown", "error",
 )
+META_FIELDS = FIELDS[:FIELDS.index("predictions")]  # one value each; the rest are lists, flags or the error
 SCORE_DIGITS = 6
 
 
@@ -51,12 +59,23 @@ class ModelInfo:
 def make_record(
     info: ModelInfo, rel: str, sha256: str | None, size: int | None, width: int | None = None, height: int | None = None,
     predictions: list[dict] | None = None, error: tuple[str, str] | None = None,
+    categories: list[dict] | None = None, unknown: bool | None = None,
 ) -> dict:
     return {
         "path": rel, "sha256": sha256, "bytes": size, "width": width, "height": height, **info.as_dict(),
         "predictions": None if error else (predictions or []),
+        "categories": None if error else (categories or []),
+        "unknown": None if error else unknown,
         "error": {"code": error[0], "message": error[1]} if error else None,
     }
+
+
+def top_category(record: dict) -> dict:
+    """The category a person would answer with (``wanwu.categories.headline``), as a record entry; ``{}`` if none."""
+    entries = record.get("categories") or []
+    cats = [Category(c["id"], c.get("label", ""), c.get("label_zh", ""), c["score"], c.get("parent")) for c in entries]
+    best = headline(cats)
+    return next(c for c in entries if c["id"] == best.id) if best else {}
 
 
 def current(record: dict, key: tuple[str, str, str]) -> bool:

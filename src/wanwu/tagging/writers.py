@@ -19,10 +19,15 @@ from pathlib import Path
 
 from wanwu.errors import WanwuError
 from wanwu.store import atomic_file
-from wanwu.tagging.records import FIELDS, record_key
+from wanwu.tagging.records import META_FIELDS, record_key, top_category
 
 FORMATS = ("jsonl", "csv", "parquet")
-CSV_FIELDS = (*FIELDS[:-2], "label", "label_zh", "score", "predictions", "error_code", "error_message")
+# the top class, the top everyday category (``records.top_category``) and ``unknown`` in their own columns; all
+# predictions and categories as JSON
+CSV_FIELDS = (*META_FIELDS, "label", "label_zh", "score", "category", "category_zh", "category_score", "unknown",
+              "predictions", "categories", "error_code", "error_message")
+# the header before categories: still read, and upgraded (rewritten with the new header) before a run appends
+LEGACY_CSV_FIELDS = (*META_FIELDS, "label", "label_zh", "score", "predictions", "error_code", "error_message")
 _INT_FIELDS = ("bytes", "width", "height")
 
 
@@ -141,6 +146,12 @@ class CsvFile(LineFile):
         super().__init__(path)
         if not path.exists() or path.stat().st_size == 0:
             LineFile.append(self, [{}])  # the header, through the same durable write
+        elif self._header() == LEGACY_CSV_FIELDS:
+            self.rewrite(self.read())  # an older wanwu's file: same rows, new columns empty
+
+    def _header(self) -> tuple[str, ...]:
+        with open(self.path, encoding="utf-8", newline="") as file:
+            return tuple(next(csv.reader(file), ()))
 
     def encode(self, records: Iterable[dict]) -> bytes:
         buffer = io.StringIO()
@@ -159,28 +170,35 @@ class CsvFile(LineFile):
     def read(self) -> Iterator[dict]:
         with open(self.path, encoding="utf-8", newline="") as file:
             reader = csv.DictReader(file)
-            if tuple(reader.fieldnames or ()) != CSV_FIELDS:
+            if tuple(reader.fieldnames or ()) not in (CSV_FIELDS, LEGACY_CSV_FIELDS):
                 raise OutputError(f"{self.path} is not a wanwu tags CSV (its header differs); use another --out or --force")
             for row in reader:
                 yield _from_csv_row(row)
 
 
 def _csv_row(record: dict) -> list:
-    preds, error = record["predictions"], record["error"]
-    top = preds[0] if preds else {}
+    preds, cats, error = record["predictions"], record.get("categories"), record["error"]
+    top, unknown = preds[0] if preds else {}, record.get("unknown")
+    category = top_category(record)
     return [
-        *("" if record[f] is None else record[f] for f in FIELDS[:-2]),
+        *("" if record[f] is None else record[f] for f in META_FIELDS),
         top.get("label", ""), top.get("label_zh", ""), top.get("score", ""),
+        category.get("label", ""), category.get("label_zh", ""), category.get("score", ""),
+        "" if unknown is None else str(unknown).lower(),
         "" if preds is None else json.dumps(preds, ensure_ascii=False),
+        "" if cats is None else json.dumps(cats, ensure_ascii=False),
         error["code"] if error else "", error["message"] if error else "",
     ]
 
 
 def _from_csv_row(row: dict) -> dict:
-    record: dict = {f: (row[f] or None) for f in FIELDS[:-2]}
+    record: dict = {f: (row[f] or None) for f in META_FIELDS}
     for field in _INT_FIELDS:
         record[field] = int(record[field]) if record[field] else None
     record["predictions"] = json.loads(row["predictions"]) if row["predictions"] else None
+    if "categories" in row:  # absent from a file an older wanwu wrote
+        record["categories"] = json.loads(row["categories"]) if row["categories"] else None
+        record["unknown"] = {"true": True, "false": False}.get(row["unknown"])
     record["error"] = {"code": row["error_code"], "message": row["error_message"]} if row["error_code"] else None
     return record
 
