@@ -30,12 +30,18 @@ def test_predict_json_contract_on_real_photos(examples_dir: Path, shared_home: P
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["path"] for r in records] == [str(p) for p in photos]
     for record in records:
-        assert set(record) == {"path", "model", "weights_sha256", "predictions"}
+        assert set(record) == {"path", "model", "weights_sha256", "summary", "unknown", "categories", "predictions"}
         assert record["model"] == "efficientnet_lite0" and len(record["weights_sha256"]) == 64
+        cats = [c["score"] for c in record["categories"]]
+        assert cats == sorted(cats, reverse=True) and all(c >= 0.05 for c in cats)
+        assert all(set(c) == {"id", "label", "label_zh", "score", "parent"} for c in record["categories"])
         scores = [p["score"] for p in record["predictions"]]
         assert len(scores) == 3 and scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1
         assert all(set(p) == PREDICTION_KEYS for p in record["predictions"])
     by_name = {Path(r["path"]).stem: r["predictions"][0] for r in records}
+    cat = next(r for r in records if Path(r["path"]).stem == "chelsea")
+    assert cat["unknown"] is False and cat["summary"].startswith("猫 cat ") and "可能是" in cat["summary"]
+    assert {"cat", "mammal", "animal"} <= {c["id"] for c in cat["categories"]}
     assert by_name["chelsea"]["label"] in {"Egyptian cat", "tiger cat", "tabby"}
     assert by_name["coffee"]["label"] in {"espresso", "cup", "coffee mug"}
     assert by_name["rocket"]["label"] in {"missile", "projectile", "space shuttle"}
@@ -155,3 +161,21 @@ def test_train_in_a_pipe_then_the_hint_the_trained_name_and_the_table(shared_hom
     assert table.returncode == 0 and max(map(len, table.stdout.splitlines())) <= 80
     for name in ("efficientnet_lite0", "efficientnet_lite2", "resnet18", "cli-shapes@1"):
         assert name in table.stdout, f"{name} wrapped:\n{table.stdout}"
+
+
+def test_the_table_answers_with_the_everyday_category_first(examples_dir: Path, shared_home: Path) -> None:
+    proc = _run(["predict", "--top-k", "2", "--lang", "en", str(examples_dir / "chelsea.jpg")], shared_home)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert lines[1].startswith("cat ") and "maybe" in lines[1]  # the category line before the fine classes
+    assert lines[2].startswith("categories: ") and "Egyptian cat" in proc.stdout
+
+
+def test_a_flat_grey_picture_is_not_sure(tmp_path: Path, shared_home: Path) -> None:
+    from PIL import Image
+
+    grey = tmp_path / "grey.png"
+    Image.new("RGB", (320, 240), (128, 128, 128)).save(grey)
+    proc = _run(["predict", "--json", str(grey)], shared_home)
+    record = json.loads(proc.stdout)
+    assert record["unknown"] is True and record["summary"].startswith("不确定 not sure")

@@ -90,7 +90,8 @@ def test_predict_speaks_the_same_json_contract(trained: dict, home: Path, test_s
     records = _run_json(capsys, ["--home", str(home), "predict", "--json", "--model", "shapes@1", "--top-k", "2", *map(str, files)])
     right = 0
     for path, record in zip(files, records, strict=True):
-        assert set(record) == {"path", "model", "weights_sha256", "predictions", "unknown"}
+        assert set(record) == {"path", "model", "weights_sha256", "summary", "predictions", "unknown", "categories"}
+        assert record["categories"] == []  # a trained model keeps its own classes
         assert record["model"] == "shapes@1" and record["weights_sha256"] == trained["files"]["head.npz"]
         top = record["predictions"][0]
         assert set(top) == {"index", "label", "label_zh", "score"} and isinstance(record["unknown"], bool)

@@ -223,3 +223,28 @@ def test_plain_page_speaks_english_with_lang_en_and_keeps_it_on_post(client) -> 
     assert 'action="/?lang=en"' in page
     posted = client.post("/?lang=en", files={"image": ("a.txt", b"hello")})
     assert posted.status_code == 415 and "Not an image file" in posted.text
+
+
+def test_categories_unknown_and_the_view_option(client) -> None:  # type: ignore[no-untyped-def]
+    """Everyday categories are summed over the full probabilities (cached with the classes); view picks what comes back."""
+    from wanwu.categories import category_table, categorize
+
+    top = _expected_top(JPEG)
+    logits = np.zeros(1000)
+    logits[[top, (top + 1) % 1000, (top + 2) % 1000]] = 8.0, 6.0, 4.0
+    probs = np.exp(logits) / np.exp(logits).sum()
+    expected = [(c.id, round(c.score, 6)) for c in categorize(probs)]
+
+    both = client.post("/v1/classify", files={"image": ("a.jpg", JPEG)}).json()["results"][0]
+    assert [(c["id"], c["score"]) for c in both["categories"]] == expected
+    assert set(both) >= {"summary", "unknown", "categories", "predictions"} and both["unknown"] is False
+    assert all(set(c) == {"id", "label", "label_zh", "score", "parent"} for c in both["categories"])
+    table = category_table()
+    assert all(c["parent"] is None or c["parent"] in table.ids for c in both["categories"])
+
+    only = client.post("/v1/classify?view=categories&lang=en", files={"image": ("a.jpg", JPEG)}).json()["results"][0]
+    assert only["cached"] is True and "predictions" not in only and only["categories"]
+    assert all(set(c) == {"id", "label", "score", "parent"} for c in only["categories"])
+    classes = client.post("/v1/classify", data={"view": "classes"}, files={"image": ("a.jpg", JPEG)}).json()["results"][0]
+    assert "categories" not in classes and classes["predictions"] and "summary" in classes
+    _assert_error(client.post("/v1/classify?view=nope", files={"image": ("a.jpg", JPEG)}), 422, "invalid_request", "view")

@@ -73,7 +73,7 @@ def test_health_and_metadata_through_tritonclient(client) -> None:  # type: igno
     assert model["name"] == MODEL and model["versions"] == ["1"] and model["platform"] == "fake"
     assert model["inputs"] == [{"name": "image", "datatype": "BYTES", "shape": [-1]}]
     assert {(o["name"], o["datatype"]) for o in model["outputs"]} == {
-        ("labels", "BYTES"), ("labels_zh", "BYTES"), ("scores", "FP32"), ("indices", "INT64")}
+        ("labels", "BYTES"), ("labels_zh", "BYTES"), ("scores", "FP32"), ("indices", "INT64"), ("categories", "BYTES")}
     assert client.get_model_metadata(MODEL, "1", headers=dict(KEY))["name"] == MODEL
     assert not client.is_model_ready("nope", headers=dict(KEY)) and not client.is_model_ready(MODEL, "2", headers=dict(KEY))
 
@@ -90,6 +90,10 @@ def test_binary_infer_of_n_jpegs_matches_v1(server: str, client) -> None:  # typ
     assert np.all(np.diff(scores, axis=1) <= 0) and np.all((scores > 0) & (scores < 1))
     top1 = [(int(indices[i, 0]), labels[i, 0].decode(), labels_zh[i, 0].decode()) for i in range(len(images))]
     assert top1 == _v1_top1(server, images)
+    categories = [json.loads(c) for c in result.as_numpy("categories")]  # one JSON string per image, as /v1 answers
+    v1 = httpx.post(f"{server}/v1/classify", files=[("image", ("a.jpg", images[0], "image/jpeg"))], headers=dict(KEY)).json()
+    assert result.as_numpy("categories").shape == (len(images),)
+    assert categories[0] == {k: v1["results"][0][k] for k in ("categories", "unknown", "summary")}
     response = result.get_response()
     assert response["model_name"] == MODEL and response["model_version"] == "1"
     assert response["parameters"]["weights_sha256"] == "f" * 64
@@ -206,7 +210,7 @@ def test_curl_style_json_and_name_at_version(server: str) -> None:
     response = httpx.post(f"{server}/v2/models/{MODEL}@1/infer", json=_json_request(PNG, top_k=1, lang="zh"), headers=dict(KEY))
     assert response.status_code == 200 and response.headers["content-type"] == "application/json"
     outputs = {o["name"]: o for o in response.json()["outputs"]}
-    assert set(outputs) == {"labels_zh", "scores", "indices"}  # lang=zh: no English labels by default
+    assert set(outputs) == {"labels_zh", "scores", "indices", "categories"}  # lang=zh: no English labels by default
     assert outputs["indices"]["shape"] == [1, 1] and outputs["labels_zh"]["datatype"] == "BYTES"
     data_url = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
                             "data": ["data:image/png;base64," + base64.b64encode(PNG).decode()]}]}
@@ -253,7 +257,7 @@ def test_bad_binary_framing_is_400_naming_the_fault(server: str) -> None:
     _error(_post(server, json.dumps(_json_request(PNG)).encode() + b"\x00" * 8,
                  {"Inference-Header-Content-Length": str(len(json.dumps(_json_request(PNG))))}), 400, "no input declares")
     ok = _post(server, *_binary_request(good, [2]))
-    assert ok.status_code == 200 and len(ok.json()["outputs"]) == 4
+    assert ok.status_code == 200 and len(ok.json()["outputs"]) == 5
 
 
 def test_raw_strings_corrupt_images_and_limits(server: str) -> None:
@@ -296,7 +300,7 @@ def test_openapi_declares_the_upload_field_options_and_v2_bodies(server: str) ->
     assert multipart["properties"]["image"]["items"]["format"] == "binary" and "image" in multipart["required"]
     assert "images" in classify["requestBody"]["content"]["application/json"]["schema"]["properties"]
     query = {p["name"]: p for p in classify["parameters"] if p["in"] == "query"}
-    assert set(query) == {"top_k", "min_score", "lang", "model"}
+    assert set(query) == {"top_k", "min_score", "lang", "model", "view"}
     assert query["lang"]["schema"]["enum"] == ["zh", "en", "both"]
     for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
         infer = schema["paths"][path]["post"]

@@ -52,29 +52,33 @@ def run(args: argparse.Namespace) -> int:
             else:
                 err_line(f"{path}: {message}", "red")
             continue
-        unknown = classifier.unknown(preds)  # None: the model has no threshold (ImageNet models); before --min-score
-        preds = [p for p in preds if p.score >= args.min_score]
+        kept = [p for p in preds if p.score >= args.min_score]  # unknown and categories come from all of them
         if args.json:
-            extra = {} if unknown is None else {"unknown": unknown}
-            print_json({**record, "predictions": [p.as_dict() for p in preds], **extra})
+            print_json({**record, "summary": preds.summary(args.lang), "unknown": preds.unknown,
+                        "categories": [c.as_dict() for c in preds.categories], "predictions": [p.as_dict() for p in kept]})
         else:
-            _print_table(classifier, path, preds, unknown, args.lang)
+            _print_table(classifier, path, preds, kept, args.lang)
     return 1 if failures else 0
 
 
-def _print_table(classifier, path: Path, preds: list, unknown: bool | None, lang: str) -> None:  # type: ignore[no-untyped-def]
+def _print_table(classifier, path: Path, result, kept: list, lang: str) -> None:  # type: ignore[no-untyped-def]
+    """The answer in words people use first (the everyday category, or "not sure"), then the fine classes."""
     from rich.table import Table
 
     out = console()
     out.print(f"[bold]{path}[/bold]  ·  {classifier.model_name} / {classifier.engine.name} / {classifier.engine.precision}",
               soft_wrap=True)
+    out.print(f"[{'yellow' if result.unknown else 'bold green'}]{result.summary(lang)}[/]", soft_wrap=True, highlight=False)
+    if result.categories:
+        names = [f"{_label(c, lang)} {c.score:.0%}" for c in result.categories[:6]]
+        out.print("categories: " + " · ".join(names), soft_wrap=True, highlight=False)
     table = Table()
     table.add_column("#", justify="right")
     table.add_column("label")
     table.add_column("score", justify="right")
-    for rank, pred in enumerate(preds, 1):
+    for rank, pred in enumerate(kept, 1):
         table.add_row(str(rank), _label(pred, lang), f"{pred.score:.1%}")
     out.print(table)
-    if unknown:
-        threshold = classifier.source.unknown_below
+    threshold = classifier.source.unknown_below
+    if result.unknown and threshold is not None:
         out.print(f"[yellow]unknown: the top score is below this model's threshold ({threshold:.3f})[/yellow]", soft_wrap=True)

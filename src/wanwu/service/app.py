@@ -99,6 +99,8 @@ _OPTIONS = {
     "top_k": {"type": "integer", "minimum": 1, "description": "classes per image (default: --top-k; at most WANWU_MAX_TOP_K)"},
     "min_score": {"type": "number", "minimum": 0, "maximum": 1, "default": 0, "description": "drop classes scoring below"},
     "lang": {"type": "string", "enum": ["zh", "en", "both"], "default": "both", "description": "label language"},
+    "view": {"type": "string", "enum": ["categories", "classes", "both"], "default": "both",
+             "description": "everyday categories (dog, cat, car ...), the fine ImageNet classes, or both"},
     "model": {"type": "string", "description": "one of the loaded models, NAME or NAME@V (default: the first --model)"},
 }
 # The route parses its body itself (multipart or JSON, bounded: uploads.py), so FastAPI sees no parameters;

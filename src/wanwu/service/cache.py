@@ -1,7 +1,8 @@
-"""Result cache: identical image bytes + model + options -> the ranked classes, in-process or Redis.
+"""Result cache: identical image bytes + model + options -> the answer, in-process or Redis.
 
-The cache stores the top ``max_top_k`` (index, score) pairs, so requests that differ only in
-``top_k``, ``min_score`` or ``lang`` share one entry.
+The cache stores an ``Answer``: the top ``max_top_k`` (index, score) pairs, the everyday categories' (id, score)
+and ``unknown``, all worked out from the full probabilities once, so requests that differ only in ``top_k``,
+``min_score``, ``lang`` or ``view`` share one entry.
 """
 
 from __future__ import annotations
@@ -10,9 +11,15 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 from wanwu.ranking import Ranked
+
+
+class Answer(TypedDict):
+    ranked: Ranked
+    categories: list[tuple[str, float]]  # (category id, score), highest first; empty for a trained model
+    unknown: bool | None
 
 log = logging.getLogger("wanwu.cache")
 
@@ -20,9 +27,9 @@ log = logging.getLogger("wanwu.cache")
 class ResultCache(Protocol):
     name: str
 
-    async def get(self, key: str) -> Ranked | None: ...
+    async def get(self, key: str) -> Answer | None: ...
 
-    async def put(self, key: str, value: Ranked) -> None: ...
+    async def put(self, key: str, value: Answer) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -30,10 +37,10 @@ class ResultCache(Protocol):
 class NoCache:
     name = "off"
 
-    async def get(self, key: str) -> Ranked | None:
+    async def get(self, key: str) -> Answer | None:
         return None
 
-    async def put(self, key: str, value: Ranked) -> None:
+    async def put(self, key: str, value: Answer) -> None:
         return None
 
     async def close(self) -> None:
@@ -45,17 +52,17 @@ class LruCache:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[str, Ranked] = OrderedDict()
+        self._items: OrderedDict[str, Answer] = OrderedDict()
         self._lock = threading.Lock()
 
-    async def get(self, key: str) -> Ranked | None:
+    async def get(self, key: str) -> Answer | None:
         with self._lock:
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
             return value
 
-    async def put(self, key: str, value: Ranked) -> None:
+    async def put(self, key: str, value: Answer) -> None:
         with self._lock:
             self._items[key] = value
             self._items.move_to_end(key)
@@ -74,22 +81,26 @@ class RedisCache:
 
     name = "redis"
 
-    def __init__(self, url: str, ttl_s: int, prefix: str = "wanwu:v1:") -> None:
+    def __init__(self, url: str, ttl_s: int, prefix: str = "wanwu:v2:") -> None:  # v2: an Answer, no longer a list
         import redis.asyncio as redis
 
         self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self._ttl = ttl_s
         self._prefix = prefix
 
-    async def get(self, key: str) -> Ranked | None:
+    async def get(self, key: str) -> Answer | None:
         try:
             raw = await self._client.get(self._prefix + key)
         except Exception as err:  # noqa: BLE001 - any Redis failure is a miss
             log.warning("redis get failed: %s", err)
             return None
-        return None if raw is None else [(int(i), float(s)) for i, s in json.loads(raw)]
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return Answer(ranked=[(int(i), float(s)) for i, s in data["ranked"]],
+                      categories=[(str(c), float(s)) for c, s in data["categories"]], unknown=data["unknown"])
 
-    async def put(self, key: str, value: Ranked) -> None:
+    async def put(self, key: str, value: Answer) -> None:
         try:
             await self._client.set(self._prefix + key, json.dumps(value), ex=self._ttl)
         except Exception as err:  # noqa: BLE001 - the answer is already computed; caching is best effort

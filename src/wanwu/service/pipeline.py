@@ -8,11 +8,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
+
+from wanwu.categories import categorize_batch, category_table, summary, unknown_batch
 from wanwu.classifier import Classifier
 from wanwu.preprocess import check_upload_size
-from wanwu.ranking import Ranked, label, rank
+from wanwu.ranking import label, rank, softmax
 from wanwu.service.batcher import BatchResult, MicroBatcher, QueueFullError
-from wanwu.service.cache import ResultCache
+from wanwu.service.cache import Answer, ResultCache
 from wanwu.service.errors import InferenceFailedError, OverloadedError
 from wanwu.service.metrics import Metrics
 from wanwu.service.settings import ServiceSettings
@@ -39,28 +42,20 @@ class Pipeline:
         check_upload_size(upload.nbytes, self.settings.image_limits())
         digest = hashlib.sha256(upload.data).hexdigest()
         key = self.cache_prefix + digest
-        ranked = await self.cache.get(key)
+        answer = await self.cache.get(key)
         timings = {"decode": 0.0, "queue": 0.0, "inference": 0.0}
-        cached = ranked is not None
-        if ranked is None:
+        cached = answer is not None
+        if answer is None:
             self.metrics.cache_misses.inc()
-            ranked, timings = await self._infer(upload.data)
-            await self.cache.put(key, ranked)
+            answer, timings = await self._infer(upload.data)
+            await self.cache.put(key, answer)
         else:
             self.metrics.cache_hits.inc()
         timings["total"] = (time.perf_counter() - started) * 1000
-        top_k = options.top_k or self.settings.top_k
-        threshold = self.classifier.source.unknown_below  # trained models: below it, "unknown": true
-        return {
-            "filename": upload.filename,
-            "sha256": digest,
-            "cached": cached,
-            "predictions": self._format(ranked[:top_k], options),
-            **({} if threshold is None else {"unknown": ranked[0][1] < threshold}),
-            "timings_ms": {k: round(v, 2) for k, v in timings.items()},
-        }
+        return {"filename": upload.filename, "sha256": digest, "cached": cached, **self._format(answer, options),
+                "timings_ms": {k: round(v, 2) for k, v in timings.items()}}
 
-    async def _infer(self, data: bytes) -> tuple[Ranked, dict[str, float]]:
+    async def _infer(self, data: bytes) -> tuple[Answer, dict[str, float]]:
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         with self.batcher.expect():
@@ -84,9 +79,29 @@ class Pipeline:
             ) from None
         except Exception as err:
             raise InferenceFailedError(f"inference failed: {err}") from err
-        ranked = rank(result.logits[None], self.settings.max_top_k)[0]
-        return ranked, {"decode": decode_s * 1000, "queue": result.queue_ms, "inference": result.inference_ms}
+        timings = {"decode": decode_s * 1000, "queue": result.queue_ms, "inference": result.inference_ms}
+        return self.answer(result.logits), timings
 
-    def _format(self, ranked: Ranked, options: ClassifyOptions) -> list[dict]:
-        predictions = label(ranked, self.classifier.labels, options.min_score)
-        return [p.as_dict(options.lang, digits=6) for p in predictions]
+    def answer(self, logits: np.ndarray) -> Answer:
+        """One image's logits -> what the cache keeps: the top classes, and the everyday categories and ``unknown``
+        from the full probabilities (a trained model: its own classes and its own measured threshold)."""
+        ranked = rank(logits[None], self.settings.max_top_k)[0]
+        threshold = self.classifier.source.unknown_below
+        if threshold is not None or self.classifier.spec.num_classes != 1000:
+            return Answer(ranked=ranked, categories=[], unknown=None if threshold is None else ranked[0][1] < threshold)
+        probs = softmax(logits[None])
+        (categories,), (unknown,) = categorize_batch(probs), unknown_batch(probs)
+        return Answer(ranked=ranked, categories=[(c.id, c.score) for c in categories], unknown=unknown)
+
+    def _format(self, answer: Answer, options: ClassifyOptions) -> dict:
+        top_k = options.top_k or self.settings.top_k
+        predictions = label(answer["ranked"][:top_k], self.classifier.labels, options.min_score)
+        table = category_table()
+        categories = [table.category(table.ids.index(cid), score) for cid, score in answer["categories"]]
+        unknown = bool(answer["unknown"])
+        out: dict = {"summary": summary(categories, predictions, options.lang, unknown), "unknown": answer["unknown"]}
+        if options.view != "classes":
+            out["categories"] = [c.as_dict(options.lang, digits=6) for c in categories]
+        if options.view != "categories":
+            out["predictions"] = [p.as_dict(options.lang, digits=6) for p in predictions]
+        return out

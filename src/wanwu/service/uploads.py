@@ -37,9 +37,10 @@ class ClassifyOptions(BaseModel):
     min_score: float = Field(0.0, ge=0.0, le=1.0)
     lang: Literal["zh", "en", "both"] = "both"
     model: str | None = Field(None, min_length=1, max_length=80)  # one of the loaded models (default: the first)
+    view: Literal["categories", "classes", "both"] = "both"  # everyday categories, the fine classes, or both
 
 
-OPTION_FIELDS = ("top_k", "min_score", "lang", "model")
+OPTION_FIELDS = ("top_k", "min_score", "lang", "model", "view")
 
 
 @dataclass(frozen=True)

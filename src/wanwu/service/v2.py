@@ -93,7 +93,8 @@ def model_metadata(slot: str, pipeline: Pipeline) -> dict:
         "versions": [version_of(pipeline.classifier.model_name)],
         "platform": PLATFORMS.get(engine.name, engine.name),
         "inputs": [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}],
-        "outputs": [{"name": name, "datatype": datatype, "shape": [-1, -1]} for name, datatype in OUTPUTS.items()],
+        "outputs": [{"name": name, "datatype": datatype, "shape": [-1] if name == "categories" else [-1, -1]}
+                    for name, datatype in OUTPUTS.items()],
     }
 
 
@@ -129,16 +130,20 @@ async def classify_all(state: ServiceState, pipeline: Pipeline, request: InferRe
     return results  # type: ignore[return-value]
 
 
-def _tensors(results: list[dict]) -> tuple[dict[str, np.ndarray | list[list[str]]], list[int]]:
+def _tensors(results: list[dict]) -> dict[str, tuple[np.ndarray | list[list[str]], list[int]]]:
+    """Each output's value and shape: the top k classes ``[N, k]``, and per image its everyday categories, ``unknown``
+    and summary as one JSON string ``[N]`` (``[]`` for a trained model, which keeps its own classes)."""
     rows = [r["predictions"] for r in results]
-    k = min(len(p) for p in rows)
-    tensors = {
-        "labels": [[p["label"] for p in row[:k]] for row in rows],
-        "labels_zh": [[p["label_zh"] for p in row[:k]] for row in rows],
-        "scores": np.array([[p["score"] for p in row[:k]] for row in rows], np.float32).reshape(len(rows), k),
-        "indices": np.array([[p["index"] for p in row[:k]] for row in rows], np.int64).reshape(len(rows), k),
+    n, k = len(rows), min(len(p) for p in rows)
+    extra = [[json.dumps({"categories": r.get("categories", []), "unknown": r["unknown"], "summary": r["summary"]},
+                         ensure_ascii=False)] for r in results]
+    return {
+        "labels": ([[p["label"] for p in row[:k]] for row in rows], [n, k]),
+        "labels_zh": ([[p["label_zh"] for p in row[:k]] for row in rows], [n, k]),
+        "scores": (np.array([[p["score"] for p in row[:k]] for row in rows], np.float32).reshape(n, k), [n, k]),
+        "indices": (np.array([[p["index"] for p in row[:k]] for row in rows], np.int64).reshape(n, k), [n, k]),
+        "categories": (extra, [n]),
     }
-    return tensors, [len(rows), k]
 
 
 def _binary(value: np.ndarray | list[list[str]]) -> bytes:
@@ -155,17 +160,18 @@ def _json_data(value: np.ndarray | list[list[str]]) -> list:
 
 
 def infer_response(slot: str, pipeline: Pipeline, request: InferRequest, results: list[dict]) -> Response:
-    tensors, shape = _tensors(results)
+    tensors = _tensors(results)
     classifier = pipeline.classifier
     outputs, parts = [], []
     for name, binary in request.outputs:
+        value, shape = tensors[name]
         out = {"name": name, "datatype": OUTPUTS[name], "shape": shape}
         if binary:
-            raw = _binary(tensors[name])
+            raw = _binary(value)
             out["parameters"] = {"binary_data_size": len(raw)}
             parts.append(raw)
         else:
-            out["data"] = _json_data(tensors[name])
+            out["data"] = _json_data(value)
         outputs.append(out)
     body = {
         "model_name": slot,
