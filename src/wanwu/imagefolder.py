@@ -8,6 +8,7 @@ are skipped and listed, never fatal; a folder that cannot be trained on is an er
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,14 +105,24 @@ def discover(root: Path, labels_file: Path | None = None, what: str = "training 
     return ImageFolder(root, [class_name(f.name, names) for f in folders], files, skipped)
 
 
-def check_trainable(data: ImageFolder, minimum: int = 2) -> None:
-    """At least two classes, each with ``minimum`` images, or an error that names the folder."""
+def check_trainable(data: ImageFolder, minimum: int = 2, skipped: Sequence[tuple[Path, str]] = (),
+                    duplicates: Sequence[tuple[Path, Path]] = ()) -> None:
+    """At least two classes, each with ``minimum`` images, or an error that names the folder and, where files were
+    found but dropped (``skipped``: not images, unreadable; ``duplicates``: copies of another file), how many and why."""
     for name, paths in zip(data.classes, data.files, strict=True):
         folder = data.root / name.folder
-        if not paths:
-            raise DatasetError(f"class folder {folder} has no images (.jpg, .png, .webp, .bmp, .gif, .tiff)")
-        if len(paths) < minimum:
-            raise DatasetError(f"class folder {folder} has {len(paths)} usable image; each class needs at least {minimum}")
+        if len(paths) >= minimum:
+            continue
+        bad = [(p, why) for p, why in skipped if p.parent == folder]
+        copies = [p for p, _ in duplicates if p.parent == folder]
+        if not paths and not bad and not copies:
+            raise DatasetError(f"class folder {folder} has no image files (.jpg, .png, .webp, .bmp, .gif, .tiff)")
+        found = len(paths) + len(bad) + len(copies)
+        why = [f"{len(bad)} could not be used ({bad[0][0].name}: {bad[0][1]})"] if bad else []
+        why += [f"{len(copies)} duplicate{'s' * (len(copies) != 1)} of another file"] if copies else []
+        of = f" of {found} files found ({'; '.join(why)})" if why else ""
+        raise DatasetError(f"class folder {folder} has {len(paths)} usable image{'s' * (len(paths) != 1)}{of}; "
+                           f"each class needs at least {minimum}")
     if len(data.classes) < 2:
         raise DatasetError(
             f"{data.root} has one class ({data.root / data.classes[0].folder}); a classifier needs at least two class folders"

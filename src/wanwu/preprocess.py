@@ -75,7 +75,8 @@ def check_upload_size(size: int, limits: ImageLimits) -> None:
         )
 
 
-def _open_checked(data: bytes, limits: ImageLimits) -> Image.Image:
+def open_checked(data: bytes, limits: ImageLimits) -> Image.Image:
+    """The image's header read and checked (format, pixel limit, TIFF tiles); no pixel is decoded."""
     check_upload_size(len(data), limits)
     if not data:
         raise UnsupportedImageError("the upload is empty; send a JPEG, PNG, WebP, GIF, BMP or TIFF image")
@@ -206,7 +207,7 @@ def decode_image(data: bytes, limits: ImageLimits | None = None, draft_size: int
     """
     limits = limits or ImageLimits()
     with _decoding(limits):
-        img = _open_checked(data, limits)
+        img = open_checked(data, limits)
         # DCT scaling halves at most: below twice the target there is nothing to gain, only the call.
         if draft_size is not None and img.format in ("JPEG", "MPO") and min(img.size) >= 2 * draft_size:
             img.draft("RGB", _draft_target(img.size, draft_size))

@@ -54,3 +54,38 @@ def test_a_validation_folder_maps_by_folder_name_and_drops_training_copies(tmp_p
     (tmp_path / "val" / "unknown class").mkdir()
     with pytest.raises(DatasetError, match="unknown class"):
         prepare(tmp_path / "train", val_dir=tmp_path / "val")
+
+
+def test_a_class_of_identical_non_images_says_it_has_none(tmp_path: Path) -> None:
+    write_shapes(tmp_path, per_class=4)
+    bad = tmp_path / "zz-broken"
+    bad.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (bad / name).write_text("this is not a photo")  # three identical files that only look like images
+    with pytest.raises(DatasetError, match=r"zz-broken has 0 usable images of 3 files found \(3 could not be used "
+                                           r"\(a.jpg: not an image: not an image wanwu can read"):
+        prepare(tmp_path, val_split=0)
+
+
+def test_different_non_images_are_not_called_a_missing_extension(tmp_path: Path) -> None:
+    write_shapes(tmp_path, per_class=4)
+    bad = tmp_path / "zz-broken"
+    bad.mkdir()
+    for i, name in enumerate(("a.jpg", "b.png", "c.webp")):
+        (bad / name).write_bytes(b"nope" * (i + 1))
+    with pytest.raises(DatasetError) as caught:
+        prepare(tmp_path, val_split=0)
+    assert "has 0 usable images of 3 files found (3 could not be used" in str(caught.value)
+    assert "has no image files" not in str(caught.value)
+
+
+def test_copies_are_counted_where_too_few_images_are_left(tmp_path: Path) -> None:
+    write_shapes(tmp_path, per_class=4)
+    lonely = tmp_path / "zz-one"
+    lonely.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(lonely / "x.png")
+    shutil.copy(lonely / "x.png", lonely / "y.png")  # the same file twice: one image
+    with pytest.raises(DatasetError, match=r"zz-one has 1 usable image of 2 files found \(1 duplicate of another file\)"):
+        prepare(tmp_path, val_split=0)

@@ -39,11 +39,28 @@ def _hashed(folder: ImageFolder, skipped: list[tuple[Path, str]], reporter: Repo
     reporter.stage(f"reading {what}", sum(len(p) for p in folder.files))
     for label, path in ((label, p) for label, paths in enumerate(folder.files) for p in paths):
         try:
-            out.append(Sample(path, hashlib.sha256(path.read_bytes()).hexdigest(), label))
+            data = path.read_bytes()
         except OSError as err:
             skipped.append((path, f"unreadable: {err.strerror or err}"))
+        else:
+            if (why := _not_an_image(data)) is not None:
+                skipped.append((path, why))  # before hashing: copies of one non-image must not count as an image
+            else:
+                out.append(Sample(path, hashlib.sha256(data).hexdigest(), label))
         reporter.advance()
     return out
+
+
+def _not_an_image(data: bytes) -> str | None:
+    """Why ``data`` is not an image wanwu reads (its header only: cheap), or None."""
+    from wanwu.errors import ImageError
+    from wanwu.preprocess import ImageLimits, open_checked
+
+    try:
+        open_checked(data, ImageLimits(max_bytes=len(data) + 1, max_pixels=1 << 62))
+    except ImageError as err:
+        return f"not an image: {err}"
+    return None
 
 
 def _dedupe(samples: list[Sample], folder: ImageFolder, data: TrainingSet) -> list[Sample]:
@@ -78,7 +95,7 @@ def drop_failed(data: TrainingSet, failed: list[tuple[Path, str]]) -> None:
     data.skipped.extend(failed)
     data.train = [s for s in data.train if s.path not in bad]
     data.val = [s for s in data.val if s.path not in bad]
-    check_trainable(usable(data.folder, data.train + data.val))
+    check_trainable(usable(data.folder, data.train + data.val), skipped=data.skipped, duplicates=data.duplicates)
     empty = [data.folder.root / c.folder for i, c in enumerate(data.folder.classes) if not any(s.label == i for s in data.train)]
     if empty:
         raise DatasetError(f"class folder {empty[0]} has no training image left after the validation split; add images")
@@ -130,7 +147,7 @@ def prepare(root: Path, labels_file: Path | None = None, val_dir: Path | None = 
     reporter = reporter or Silent()
     data = TrainingSet(folder, [], [], list(folder.skipped))
     samples = _dedupe(_hashed(folder, data.skipped, reporter, "images"), folder, data)
-    check_trainable(usable(folder, samples))
+    check_trainable(usable(folder, samples), skipped=data.skipped, duplicates=data.duplicates)
     if val_dir is not None:
         data.train = samples
         data.val = _val_folder(val_dir, folder, data, reporter)
