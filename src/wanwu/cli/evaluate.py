@@ -33,8 +33,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.as_dict())
     else:
+        category = "" if result.category_top1 is None else (
+            f", everyday category top-1 {result.category_top1:.2%} (of {result.category_images})")
         print(
             f"{result.model} / {result.engine} ({result.precision}): {result.images} images, "
-            f"top-1 {result.top1:.2%}, top-5 {result.top5:.2%}, {result.images_per_s:.1f} images/s"
+            f"top-1 {result.top1:.2%}, top-5 {result.top5:.2%}{category}, {result.images_per_s:.1f} images/s"
         )
     return 0
