@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -171,3 +172,58 @@ def test_sigkill_mid_run_then_rerun_tags_every_image_exactly_once(shared_home: P
     records = read_jsonl(out)  # every line parses
     assert sorted(r["path"] for r in records) == sorted(names)
     assert all(r["error"] is None and r["predictions"] for r in records)
+
+
+def test_ctrl_c_saves_what_is_done_says_so_writes_the_report_and_a_rerun_completes(shared_home: Path, tmp_path: Path) -> None:
+    lib, out, report = tmp_path / "lib", tmp_path / "tags.jsonl", tmp_path / "report.html"
+    names = [f"{i // 50:02d}/img{i:03d}.jpg" for i in range(300)]
+    for i, name in enumerate(names):
+        photo(lib / name, i, size=(480, 360))
+    args = [sys.executable, "-m", "wanwu.cli", "--home", str(shared_home), "tag", str(lib), "--out", str(out),
+            "--batch-size", "8", "--report", str(report)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _wait_for_lines(out, 40, proc)
+        decoders = _children(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the run and its decoder processes
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == 130, stderr
+    assert decoders and not any(map(_running, decoders))
+    found = re.search(r"interrupted: ([\d,]+) images saved to .*tags\.jsonl this run", stderr)
+    assert found and "Run the same command again to resume where it stopped." in stderr, stderr
+    saved, records = int(found.group(1).replace(",", "")), read_jsonl(out)
+    assert 40 <= saved == len(records) < len(names) and len({r["path"] for r in records}) == saved
+    assert report.read_text().count('src="data:image/jpeg;base64,') == saved  # the report covers what is done
+    rerun = wanwu(shared_home, "tag", str(lib), "--out", str(out), "--batch-size", "8", "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads(rerun.stdout)
+    assert (summary["skipped"], summary["tagged"]) == (saved, len(names) - saved)
+    assert sorted(r["path"] for r in read_jsonl(out)) == sorted(names)
+
+
+def test_xmp_in_a_read_only_folder_and_odd_names_get_a_message_each_and_the_records(shared_home: Path, examples_dir: Path,
+                                                                                     tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    for folder, name, source in (("ok", 'a "quoted" name.jpg', "chelsea.jpg"), ("ok", os.fsdecode(b"caf\xe9.jpg"), "coffee.jpg"),
+                                 ("ro", "b.jpg", "camera.jpg")):  # real photos: the model is sure enough for keywords
+        (lib / folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(examples_dir / source, lib / folder / name)  # the second: a name that is not UTF-8
+    (lib / "ro").chmod(0o555)
+    # root writes into any folder: drop the capability that lets it, so `ro` is read-only as for anyone else
+    prefix = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search") if os.geteuid() == 0 else ()
+    if prefix and not shutil.which("setpriv"):
+        pytest.fail("running as root needs setpriv (util-linux) to make a folder read-only")
+    try:
+        proc = wanwu(shared_home, "tag", str(lib), "--out", str(tmp_path / "tags.jsonl"), "--xmp", prefix=prefix)
+    finally:
+        (lib / "ro").chmod(0o755)
+    assert proc.returncode == 0, proc.stderr
+    assert f"wanwu: warning: cannot write {lib}/ro/b.jpg.xmp: Permission denied" in proc.stderr
+    assert "XMP sidecars: written 2, unchanged 0, left alone 1" in proc.stdout
+    assert len(read_jsonl(tmp_path / "tags.jsonl")) == 3 and not (lib / "ro" / "b.jpg.xmp").exists()
+    assert (lib / "ok" / 'a "quoted" name.jpg.xmp').exists() and (lib / "ok" / os.fsdecode(b"caf\xe9.jpg.xmp")).exists()

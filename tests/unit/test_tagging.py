@@ -14,13 +14,14 @@ import pytest
 from PIL import Image
 
 from tests.helpers import FakeEngine, fake_classifier, require_module
-from wanwu.tagging.api import TagFailedError, TagOptions, tag
+from wanwu.categories import category_table
+from wanwu.tagging.api import TagFailedError, TagOptions, open_output, tag
 from wanwu.tagging.decode import DecodeSettings, Loaded, Task, load_file
 from wanwu.tagging.discover import discover
 from wanwu.tagging.parquet import TOP_CATEGORY_FIELDS
 from wanwu.tagging.records import FIELDS, Existing, top_category
 from wanwu.tagging.stages import DecodeStage
-from wanwu.tagging.writers import CsvFile, LineFile, latest_only, repair_tail
+from wanwu.tagging.writers import CsvFile, LineFile, format_for, latest_only, repair_tail
 
 
 def photo(path: Path, seed: int, size: tuple[int, int] = (320, 240), fmt: str = "JPEG") -> Path:
@@ -234,22 +235,64 @@ def test_a_file_that_is_not_tags_is_refused_not_overwritten(tmp_path: Path, run)
 
 
 def test_latest_record_per_image_wins() -> None:
+    """One record per image (its path), whatever made it: another model's or precision's record is replaced."""
     base = {"model": "m", "weights_sha256": "w", "precision": "fp32"}
     records = [{**base, "path": "a", "n": 1}, {**base, "path": "b", "n": 2}, {**base, "path": "a", "n": 3},
-               {**base, "path": "a", "precision": "int8", "n": 4}]
-    assert [r["n"] for r in latest_only(lambda: iter(records))] == [2, 3, 4]
+               {**base, "path": "a", "precision": "int8", "n": 4}, {**base, "path": "b", "model": "m2", "n": 5}]
+    assert [r["n"] for r in latest_only(lambda: iter(records))] == [4, 5]
 
 
 def test_existing_records_decide_skip_and_reuse() -> None:
-    existing = Existing(("m", "w", "fp32"))
+    table = category_table().version
     ok = {"path": "a", "sha256": "h1", "bytes": 10, "model": "m", "weights_sha256": "w", "precision": "fp32",
-          "predictions": [{"index": 1}], "error": None}
-    existing.add(ok)
-    existing.add({**ok, "path": "b", "sha256": None, "predictions": None, "error": {"code": "corrupt_image"}})
-    existing.add({**ok, "path": "c", "sha256": "h3", "precision": "int8"})  # another precision: not current
+          "predictions": [{"index": 1}], "error": None, "categories_version": table}
+    records = [ok, {**ok, "path": "b", "sha256": None, "predictions": None, "error": {"code": "corrupt_image"}},
+               {**ok, "path": "c", "sha256": "h3", "precision": "int8"},  # another precision
+               {**ok, "path": "d", "sha256": "h4", "bytes": 12, "categories_version": "older"},  # another table
+               {**ok, "path": "e", "sha256": "h5"}, {**ok, "path": "e", "sha256": "h5", "model": "m2"},  # replaced
+               {k: v for k, v in ok.items() if k != "categories_version"} | {"path": "f", "sha256": "h6"}]  # older wanwu
+    existing = Existing(("m", "w", "fp32", table))
+    for record in records:
+        existing.add(record)
     assert existing.is_done("a", "h1") and not existing.is_done("a", "h2") and not existing.is_done("c", "h3")
-    assert existing.known(10) == {"h1"} and existing.known(11) == frozenset()
-    assert existing.has_record("b") and not existing.is_done("b", "h1") and existing.predictions("h1") == [{"index": 1}]
+    assert not existing.is_done("d", "h4") and not existing.is_done("e", "h5") and not existing.is_done("f", "h6")
+    assert existing.known(10) == {"h1", "h5"} and existing.known(12) == frozenset()  # h5: the same model made it
+    assert existing.has_record("b") and existing.has_record("d") and not existing.has_record("z")
+    assert not existing.is_done("b", "h1") and existing.predictions("h1") == [{"index": 1}] and existing.duplicates
+    auto = Existing(("m", "w", "auto", table))  # a run at auto takes any precision of these weights
+    for record in records:
+        auto.add(record)
+    assert auto.is_done("c", "h3") and auto.is_done("a", "h1") and not auto.is_done("d", "h4")
+    trained = Existing(("m", "w", "fp32", None))  # a model without categories: an older wanwu's record is current
+    trained.add(records[-1])
+    assert trained.is_done("f", "h6")
+
+
+@pytest.mark.parametrize("name", ["tags.jsonl", "tags.csv", "tags.parquet"])
+def test_a_retag_with_another_model_leaves_one_record_per_image_all_from_it(tmp_path: Path, engine: FakeEngine,
+                                                                            name: str) -> None:
+    """Records name the model, weights and category table; another model re-tags and replaces; the same one skips."""
+    from dataclasses import replace
+
+    if name.endswith(".parquet"):
+        require_module("pyarrow")
+    lib, out = tmp_path / "lib", tmp_path / name
+    for i in range(5):
+        photo(lib / f"p{i}.jpg", i)
+    first = fake_classifier(tmp_path / "home", engine)
+    other = fake_classifier(tmp_path / "home", engine)
+    other.source = replace(other.source, weights_sha256="e" * 64)  # another model's weights
+    go = lambda classifier, **o: tag([lib], out, options=TagOptions(decode_workers=1, batch_size=2, **o),  # noqa: E731
+                                     tagger=(classifier, [engine]))
+    assert go(first).tagged == 5
+    again = go(other)
+    assert (again.tagged, again.skipped, again.replaced) == (5, 0, 5)
+    records = list(open_output(out, format_for(out, None)).read())
+    assert sorted(r["path"] for r in records) == [f"p{i}.jpg" for i in range(5)]
+    assert {r["weights_sha256"] for r in records} == {"e" * 64}
+    assert {r["categories_version"] for r in records} == {category_table().version}
+    assert go(other).skipped == 5 and go(other, force=True).tagged == 5
+    assert len(list(open_output(out, format_for(out, None)).read())) == 5
 
 
 def test_csv_output_round_trips_and_resumes(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]

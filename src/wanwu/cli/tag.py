@@ -13,7 +13,8 @@ def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
     tag = sub.add_parser(
         "tag", help="tag a photo library into JSONL / CSV / Parquet (resumable; --report for an HTML page)",
         description="One record per image (path, SHA-256, size, model, predictions or an error). Re-running the same "
-        "command resumes: images already tagged with the same content, model, weights and precision are skipped.",
+        "command resumes: images already tagged with the same content, model, weights and category table are skipped; "
+        "another model or table re-tags them and their records are replaced. Ctrl-C saves what is done.",
     )
     tag.add_argument("sources", nargs="+", type=Path, metavar="SRC", help="image files and folders (recursive)")
     tag.add_argument("--out", type=Path, default=Path("tags.jsonl"), metavar="FILE", help="output file (default tags.jsonl)")
@@ -28,6 +29,11 @@ def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
     tag.add_argument("--decode-workers", type=int, metavar="N", help="decoding processes (default: one per core)")
     tag.add_argument("--report", type=Path, metavar="FILE",
                      help="also write an offline HTML report (thumbnails, filters, histogram)")
+    tag.add_argument("--xmp", action="store_true", help="also write an XMP sidecar of keywords beside each image "
+                     "(dc:subject, lr:hierarchicalSubject; merged into an existing one; the images are never touched)")
+    tag.add_argument("--xmp-name", choices=("full", "stem"), default="full",
+                     help="sidecar names: full = photo.jpg.xmp (darktable, digiKam; default), stem = photo.xmp (Lightroom)")
+    tag.add_argument("--lang", choices=("zh", "en", "both"), default="both", help="the sidecars' keywords (default both)")
     tag.add_argument("--json", action="store_true", help="print the summary as JSON")
     tag.add_argument("--ray", metavar="auto|ADDRESS", help="run on a Ray cluster (pip install 'wanwu[ray]'); auto: the "
                      "running one (RAY_ADDRESS) or a local one; --threads is then each actor's CPUs (default 1)")
@@ -38,13 +44,14 @@ def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
 
 
 def run(args: argparse.Namespace) -> int:
-    from wanwu.tagging.api import TagFailedError, TagOptions, tag
+    from wanwu.tagging.api import TagFailedError, TagInterrupted, TagOptions, tag
 
     limits = {k: v for k, v in (("max_bytes", args.max_bytes), ("max_pixels", args.max_pixels)) if v}
     options = TagOptions(top_k=args.top_k, min_score=args.min_score, fast_decode=args.fast_decode, batch_size=args.batch_size,
                          decode_workers=args.decode_workers, threads=args.threads, force=args.force, fmt=args.format,
-                         patterns=tuple(args.glob), follow_symlinks=args.follow_symlinks, **limits)
-    failure = None
+                         patterns=tuple(args.glob), follow_symlinks=args.follow_symlinks, xmp=args.xmp,
+                         xmp_name=args.xmp_name, lang=args.lang, **limits)
+    failure, interrupted = None, None
     with _Progress() as update:
         try:
             summary = tag(args.sources, args.out, model=args.model, engine=args.engine, weights=args.weights,
@@ -52,10 +59,20 @@ def run(args: argparse.Namespace) -> int:
                           ray=args.ray, ray_actors=args.ray_actors)
         except TagFailedError as err:  # every image failed: the summary and report still say which and why
             summary, failure = err.summary, err
+        except TagInterrupted as err:  # Ctrl-C: what is done is saved; the report covers it
+            summary, interrupted = err.summary, err
     if args.report:
         from wanwu.tagging.report import write_report
 
         write_report(args.report, summary)
+    for problem in summary.sidecars.get("problems", ()):
+        err_line(f"wanwu: warning: {problem}")
+    if interrupted is not None:
+        err_line(f"wanwu: interrupted: {summary.saved:,} images saved to {summary.out} this run "
+                 f"(tagged {summary.tagged:,}, reused {summary.reused:,}, failed {summary.failed:,}; "
+                 f"{summary.skipped:,} were already tagged){'; the report covers them' if args.report else ''}. "
+                 "Run the same command again to resume where it stopped.")
+        return 130
     print_json(summary.as_dict()) if args.json else print(summary.line())
     if failure is not None:
         err_line(f"wanwu: error: {failure}")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from wanwu.classifier import Classifier
@@ -17,12 +18,13 @@ from wanwu.models.registry import Preprocessing
 from wanwu.precision.auto import AUTO
 from wanwu.tagging.batch import RankOptions, model_info, wanwu_version
 from wanwu.tagging.decode import TAG_LIMITS, DecodeSettings
-from wanwu.tagging.discover import common_base, discover
+from wanwu.tagging.discover import Discovery, common_base, discover
 from wanwu.tagging.ledger import Ledger, TagSummary
 from wanwu.tagging.mainguard import spawn_reruns_caller
-from wanwu.tagging.records import Existing, ModelInfo
+from wanwu.tagging.records import Existing, ModelInfo, RunKey, categories_version
 from wanwu.tagging.runner import LocalRun
-from wanwu.tagging.writers import FORMATS, CsvFile, LineFile, OutputError, format_for
+from wanwu.tagging.writers import FORMATS, CsvFile, LineFile, OutputError, format_for, latest_only
+from wanwu.tagging.xmp import LANGS, NAMINGS, SidecarSummary, write_sidecars
 
 DECODE_MODES = ("auto", "processes", "threads")
 
@@ -46,6 +48,9 @@ class TagOptions:
     follow_symlinks: bool = False
     max_bytes: int = TAG_LIMITS.max_bytes
     max_pixels: int = TAG_LIMITS.max_pixels
+    xmp: bool = False  # write an XMP sidecar of keywords beside each image (wanwu.tagging.xmp)
+    xmp_name: str = "full"  # photo.jpg.xmp (full: darktable, digiKam) or photo.xmp (stem: Lightroom)
+    lang: str = "both"  # the sidecars' keywords: zh, en or both
 
     def decode_settings(self, preprocessing: Preprocessing) -> DecodeSettings:
         limits = type(TAG_LIMITS)(self.max_bytes, self.max_pixels, TAG_LIMITS.bytes_setting, TAG_LIMITS.pixels_setting)
@@ -91,12 +96,16 @@ def tag(
     Decoding runs in processes; a script that calls this from its top level without an ``if __name__ ==
     "__main__":`` guard (which every spawned process would run again) gets threads instead (``options.decode``).
     A run in which every image failed raises ``TagFailedError`` (its ``summary`` says why) once the records are saved.
+    Ctrl-C (``KeyboardInterrupt``) stops it cleanly: what is decoded and queued is tagged and saved, then
+    ``TagInterrupted`` (a ``KeyboardInterrupt`` whose ``summary`` counts what was saved) is raised; running the same
+    call again resumes. ``options.xmp`` writes a sidecar per image once the records are saved (``summary.sidecars``).
 
     ``tagger``: a ``load_tagger(...)`` result to reuse (its model, engine and precision win). ``ray``: run on
     a Ray cluster (``"auto"`` or an address; ``pip install 'wanwu[ray]'``) with ``ray_actors`` engines of
     ``options.threads`` CPUs each (default: half the cluster's CPUs, one each).
     """
     options = options or TagOptions()
+    _check_xmp(options)
     sources = [Path(s).expanduser() for s in sources]
     found = discover(sources, options.patterns, options.follow_symlinks)
     if ray:
@@ -107,26 +116,59 @@ def tag(
     out = Path(out).expanduser()
     fmt = format_for(out, options.fmt)
     output = open_output(out, fmt, options.force)
+    report = None if progress is None else (lambda done, failed: progress(done, failed, len(found.files)))
     try:
-        existing = Existing(info.key)
-        for record in output.read():
-            existing.add(record)
-        total = len(found.files)
-        report = None if progress is None else (lambda done, failed: progress(done, failed, total))
-        ledger = Ledger(info, output, existing, report)
-        try:
-            runner = make(ledger)
-            summary = runner.run(found.files)
-        finally:
-            ledger.close()
-        output.finish(compact=summary.replaced > 0)
+        summary, runner, interrupted = _run(found, info, output, make, info.key_for(precision), report)
+        if options.xmp and not interrupted:  # the records are saved first: a sidecar problem never loses them
+            summary.sidecars = _sidecars(output, found, common_base(sources), options).as_dict()
     finally:
         output.close()
     summary.out, summary.symlinks_skipped, summary.torn_bytes = str(out), found.symlinks_skipped, output.dropped_bytes
     summary.settings = run_settings(sources, out, fmt, info, options, runner)
+    if interrupted:
+        raise TagInterrupted(summary)
     if summary.failed and not (summary.tagged or summary.reused or summary.skipped):
         raise TagFailedError(summary)
     return summary
+
+
+def _run(found: Discovery, info: ModelInfo, output: LineFile, make: Callable, key: RunKey,
+         report: Callable[[int, int], None] | None) -> tuple[TagSummary, object, bool]:
+    """The run itself, stopped cleanly by Ctrl-C: what is queued is written, and the output compacted as at the end
+    of a run. Returns (summary, runner, interrupted)."""
+    started, runner, interrupted = time.perf_counter(), None, False
+    existing = Existing(key)
+    for record in output.read():
+        existing.add(record)
+    ledger = Ledger(info, output, existing, report)
+    try:
+        runner = make(ledger)
+        runner.run(found.files)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        ledger.close()
+    summary = ledger.summary
+    if interrupted:
+        summary.images = len(found.files)
+        summary.elapsed_s = summary.elapsed_s or time.perf_counter() - started
+    # one record per image: drop the ones replaced now, or left by a run that stopped before compacting
+    output.finish(compact=summary.replaced > 0 or existing.duplicates)
+    return summary, runner, interrupted
+
+
+def _check_xmp(options: TagOptions) -> None:
+    if options.xmp_name not in NAMINGS:
+        raise ValueError(f"xmp_name must be one of {', '.join(NAMINGS)}, not {options.xmp_name!r}")
+    if options.lang not in LANGS:
+        raise ValueError(f"lang must be one of {', '.join(LANGS)}, not {options.lang!r}")
+
+
+def _sidecars(output: LineFile, found: Discovery, base: str, options: TagOptions) -> SidecarSummary:
+    """A sidecar for each image of this run, from its record (tagged now or earlier); images gone are passed over."""
+    wanted = {f.rel for f in found.files if f.error is None}
+    records = (r for r in latest_only(output.read) if r["path"] in wanted)
+    return write_sidecars(records, base, options.xmp_name, options.lang, f"wanwu {wanwu_version()}")
 
 
 def _decode_in_threads(options: TagOptions) -> bool:
@@ -140,8 +182,17 @@ def _local_runner(tagger: tuple[Classifier, list], options: TagOptions, in_threa
     classifier, engines = tagger
     settings = options.decode_settings(classifier.spec.preprocessing)
     rank = RankOptions(options.top_k, options.min_score)
-    return model_info(classifier), lambda ledger: LocalRun(ledger, classifier, engines, settings, rank, options.batch_size,
+    info = replace(model_info(classifier), categories_version=categories_version(classifier.source))
+    return info, lambda ledger: LocalRun(ledger, classifier, engines, settings, rank, options.batch_size,
                                                            options.decode_workers or usable_cores(), decode_in_threads=in_threads)
+
+
+class TagInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run: ``summary`` counts the records saved; the same call again resumes."""
+
+    def __init__(self, summary: TagSummary) -> None:
+        super().__init__("interrupted")
+        self.summary = summary
 
 
 class TagFailedError(WanwuError, code="all_failed"):
@@ -164,7 +215,8 @@ def _ray_runner(model: str | None, engine: str | None, weights: Path | None, hom
         check_precision(request.engine, precision)  # type: ignore[arg-type]  # here, not as an actor's traceback
     # auto is resolved by each actor on its own node's CPU kind (wanwu.loader), and each record names what ran;
     # the run's own precision stays "auto", which any precision's records of these weights are current for
-    info = ModelInfo(source.spec.name, source.weights_sha256, precision, request.engine, wanwu_version())  # type: ignore[arg-type]
+    info = ModelInfo(source.spec.name, source.weights_sha256, precision, request.engine, wanwu_version(),  # type: ignore[arg-type]
+                     categories_version(source))
     settings = options.decode_settings(source.spec.preprocessing)
     tagger = {"model": source.spec.name, "engine": request.engine, "weights": str(weights) if weights else None,
               "home": str(home) if home else None, "precision": precision, "top_k": options.top_k,

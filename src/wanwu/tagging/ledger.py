@@ -1,7 +1,8 @@
 """What a run has written and what it still owes: the bookkeeping both runners (local and Ray) share.
 
 - an error (unreadable, not an image, a bomb, ...) -> an error record; the run goes on;
-- already tagged (same path, same content hash, same model + weights + precision) -> skipped;
+- already tagged (its last record: same content hash, same model + weights + category table, and precision
+  unless the run asked for ``auto``) -> skipped; a record of another model or table is replaced by a new one;
 - identical to a file already tagged, here or in an earlier run -> a record with those predictions,
   not decoded again; identical files of one run wait on the first one's record (``claim``/``settle``);
 - everything else is decoded and inferred, and its record written with its batch (``settle``).
@@ -40,6 +41,7 @@ class TagSummary:
     symlinks_skipped: int = 0
     torn_bytes: int = 0  # a killed run's half-written last line, truncated before appending
     settings: dict = field(default_factory=dict)  # what ran, how (for the report)
+    sidecars: dict = field(default_factory=dict)  # --xmp: written, unchanged, empty, problems (xmp.SidecarSummary)
 
     @property
     def images_per_s(self) -> float:
@@ -53,8 +55,15 @@ class TagSummary:
         parts = [f"tagged {self.tagged:,}", f"reused {self.reused:,} (identical files)",
                  f"skipped {self.skipped:,} (already tagged)", failed]
         torn = f" (cut a half-written last line left by a killed run: {self.torn_bytes} bytes)" if self.torn_bytes else ""
+        sidecars = (f" · XMP sidecars: written {self.sidecars['written']:,}, unchanged {self.sidecars['unchanged']:,}, "
+                    f"left alone {len(self.sidecars['problems']):,}") if self.sidecars else ""
         return (f"{', '.join(parts)} · {self.images:,} images in {self.elapsed_s:.1f} s, "
-                f"{self.images_per_s:.1f} images/s → {self.out}{torn}")
+                f"{self.images_per_s:.1f} images/s → {self.out}{torn}{sidecars}")
+
+    @property
+    def saved(self) -> int:
+        """Records this run wrote (tagged, reused and failed images)."""
+        return self.tagged + self.reused + self.failed
 
     def as_dict(self) -> dict:
         return {**{k: v for k, v in self.__dict__.items() if k != "errors"}, "errors": dict(self.errors),

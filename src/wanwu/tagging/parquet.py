@@ -7,6 +7,7 @@ killed run resumes from the Parquet file plus the journal.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -86,4 +87,19 @@ class ParquetFile(LineFile):
         table_schema = schema()
         with atomic_file(self.parquet, durable=True, in_store=False) as tmp, pq.ParquetWriter(tmp, table_schema) as writer:
             for chunk in _chunks(records, 4096):
-                writer.write_table(pa.Table.from_pylist([_row(r) for r in chunk], schema=table_schema))
+                try:
+                    table = pa.Table.from_pylist([_row(r) for r in chunk], schema=table_schema)
+                except UnicodeEncodeError:
+                    odd = os.fsencode(next(r["path"] for r in chunk if not _utf8(r["path"])))
+                    raise OutputError(f"{odd.decode('utf-8', 'backslashreplace')}: a file name that is not UTF-8 "
+                                      f"cannot be stored in Parquet (its records are kept in {self.path}); use JSONL "
+                                      "or CSV, or rename the file") from None
+                writer.write_table(table)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

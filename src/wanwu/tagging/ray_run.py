@@ -85,7 +85,9 @@ class RayRun:
     def _take(self, batch: dict) -> None:
         done = []
         for text, known in zip(batch["record"], batch["known"], strict=True):
-            record = json.loads(text)
+            # the actor's record, with the driver's category table (the driver checks model and weights; every node
+            # runs this wanwu, whose table is the driver's)
+            record = {**json.loads(text), "categories_version": self.ledger.info.categories_version}
             if not self.ledger.info.matches(record):
                 raise ClusterMismatchError(
                     f"the cluster tags with {record['model']} weights {record['weights_sha256'][:12]} {record['precision']}, "

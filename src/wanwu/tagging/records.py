@@ -12,9 +12,13 @@ One record per image, every key always present (``null`` where it does not apply
 trained model, which keeps its own classes); ``unknown``: no confident answer at any level (a trained model: its own
 measured threshold; ``null`` where the model has no rule). Records written before categories existed lack both keys.
 A failed image has ``"predictions": null``, ``"categories": null``, ``"unknown": null`` and ``"error": {"code": …,
-"message": …}``. A record is
-*current* for a run when its model, weights and precision are the run's; the last record of a path
-wins (a re-run re-tags failed and changed images, then drops the records they replace).
+"message": …}``. ``categories_version``: the version of the category table the categories came from (``null`` for a
+trained model; absent from records an older wanwu wrote).
+
+The output holds one record per image: the last record of a path wins, whatever made it. A record is *current* for
+a run (the image is skipped) when its model, weights and category table are the run's, and its precision too unless
+the run asked for ``auto`` (which takes any precision of these weights); otherwise the image is tagged again and its
+new record replaces the old one (dropped when the run ends: temporary file, fsync, rename).
 """
 
 from __future__ import annotations
@@ -26,28 +30,47 @@ from wanwu.categories import Category, headline
 
 FIELDS = (
     "path", "sha256", "bytes", "width", "height", "model", "weights_sha256", "precision", "engine", "wanwu_version",
-    "predictions", "categories", "unknown", "error",
+    "predictions", "categories", "unknown", "error", "categories_version",
 )
 META_FIELDS = FIELDS[:FIELDS.index("predictions")]  # one value each; the rest are lists, flags or the error
 SCORE_DIGITS = 6
+AUTO = "auto"  # a requested precision: any precision of the same weights is current
+RunKey = tuple[str, str, str, "str | None"]  # (model, weights_sha256, precision or auto, categories_version)
+
+
+def categories_version(source: object) -> str | None:
+    """The category table's version for a model with everyday categories (an ImageNet-1k one), else None: the same
+    rule as ``Classifier.has_categories``, read from a model source (``labels``, ``unknown_below``)."""
+    from wanwu.categories import category_table
+    from wanwu.labels import get_labels
+
+    labels = getattr(source, "labels", None)
+    if getattr(source, "unknown_below", None) is not None or labels is None or labels.wnids != get_labels().wnids:
+        return None
+    return category_table().version
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What made the predictions; model, weights and precision decide whether a record is current."""
+    """What made the predictions; model, weights, category table and precision decide whether a record is current."""
 
     model: str
     weights_sha256: str
     precision: str
     engine: str
     wanwu_version: str
+    categories_version: str | None = None  # the category table's version (``categories_version(source)``)
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.model, self.weights_sha256, self.precision)
+    def key(self) -> RunKey:
+        return (self.model, self.weights_sha256, self.precision, self.categories_version)
+
+    def key_for(self, requested: str) -> RunKey:
+        """The run's key when ``requested`` precision was asked for: ``auto`` takes records of any precision."""
+        return (self.model, self.weights_sha256, AUTO if requested == AUTO else self.precision, self.categories_version)
 
     def matches(self, record: dict) -> bool:
-        """Whether ``record`` is current for this run: the same model and weights, and precision (a run whose
+        """Whether ``record`` is current for this run: the same model, weights and table, and precision (a run whose
         precision is ``auto``, resolved per node on Ray, takes records of any precision of these weights)."""
         return current(record, self.key)
 
@@ -67,6 +90,7 @@ def make_record(
         "categories": None if error else (categories or []),
         "unknown": None if error else unknown,
         "error": {"code": error[0], "message": error[1]} if error else None,
+        "categories_version": info.categories_version,
     }
 
 
@@ -78,38 +102,40 @@ def top_category(record: dict) -> dict:
     return next(c for c in entries if c["id"] == best.id) if best else {}
 
 
-def current(record: dict, key: tuple[str, str, str]) -> bool:
-    model, weights, precision = key
-    same = record["model"] == model and record["weights_sha256"] == weights
-    return same and (precision == "auto" or record["precision"] == precision)
+def current(record: dict, key: RunKey) -> bool:
+    """Whether ``record`` was made by the run ``key`` describes (a record without ``categories_version``, written by
+    an older wanwu, is current only for a model without categories)."""
+    model, weights, precision, table = key
+    same = record["model"] == model and record["weights_sha256"] == weights and record.get("categories_version") == table
+    return same and (precision == AUTO or record["precision"] == precision)
 
 
-def record_key(record: dict) -> tuple:
-    """Records with the same key describe the same image under the same model: the last one wins."""
-    return (record["path"], record["model"], record["weights_sha256"], record["precision"])
+def record_key(record: dict) -> str:
+    """Records with the same key describe the same image: the last one wins, whatever model made it."""
+    return record["path"]
 
 
 class Existing:
-    """The current records already in the output: which images to skip, whose predictions to reuse."""
+    """What the output already holds: which images to skip (their last record is current), whose predictions to
+    reuse (current records, by content hash), and which paths have a record a new one replaces."""
 
-    def __init__(self, key: tuple[str, str, str]) -> None:
+    def __init__(self, key: RunKey) -> None:
         self.key = key
         self.records = 0
-        self._done: dict[str, str] = {}  # path -> sha256 of its current, successful record
-        self._failed: set[str] = set()  # paths whose current record is an error (re-tried)
+        self.duplicates = False  # some path has more than one record (a run stopped before compacting)
+        self._paths: set[str] = set()  # every path with a record
+        self._done: dict[str, str] = {}  # path -> sha256 of its last record, if current and successful
         self._records: dict[str, dict] = {}  # sha256 -> its current successful record (predictions, what made them)
         self._by_size: dict[int, set[str]] = defaultdict(set)
 
     def add(self, record: dict) -> None:
         self.records += 1
-        if not current(record, self.key):
-            return
         path, sha = record["path"], record["sha256"]
-        if record.get("error") or sha is None or record.get("predictions") is None:
-            self._done.pop(path, None)
-            self._failed.add(path)
+        self.duplicates |= path in self._paths
+        self._paths.add(path)
+        self._done.pop(path, None)  # the last record of a path decides: another model's, or an error, is tagged again
+        if not current(record, self.key) or record.get("error") or sha is None or record.get("predictions") is None:
             return
-        self._failed.discard(path)
         self._done[path] = sha
         self._records[sha] = record
         self._by_size[int(record["bytes"])].add(sha)
@@ -122,7 +148,7 @@ class Existing:
         return self._done.get(rel) == sha256
 
     def has_record(self, rel: str) -> bool:
-        return rel in self._done or rel in self._failed
+        return rel in self._paths
 
     def predictions(self, sha256: str) -> list[dict] | None:
         record = self._records.get(sha256)

@@ -60,15 +60,16 @@ def choose(records: list[dict], limit: int, low: float) -> list[dict]:
 
 
 def current_records(summary: TagSummary) -> Iterator[dict]:
-    """The output's last record per image, for this run's model, weights and precision."""
+    """The output's last record per image, for this run's model and weights (any precision: a run at ``auto`` takes
+    records of every precision of them, and on Ray each node resolves its own)."""
     from wanwu.tagging.api import open_output
 
     settings = summary.settings
-    key = (settings["model"], settings["weights_sha256"], settings["precision"])
+    key = (settings["model"], settings["weights_sha256"])
     output = open_output(Path(summary.out), settings["format"])
     try:
         for record in latest_only(output.read):
-            if (record["model"], record["weights_sha256"], record["precision"]) == key:
+            if (record["model"], record["weights_sha256"]) == key:
                 yield record
     finally:
         output.close()

@@ -49,10 +49,11 @@ class LocalRun:
             if self._pending:
                 infer.put(self._pending)
         finally:
+            # also on Ctrl-C: the inference workers finish the batches queued, and the decoders stop
             infer.close()
             decode.close()
+            summary.elapsed_s, summary.cpu_s = time.perf_counter() - started, cpu_s() - cpu
         self.ledger.orphans()
-        summary.elapsed_s, summary.cpu_s = time.perf_counter() - started, cpu_s() - cpu
         return summary
 
     def _take(self, decode: DecodeStage, infer: InferStage) -> None:

@@ -4,8 +4,8 @@ JSONL and CSV are append-only: each batch is one ``write`` of whole lines, then 
 killed mid-write leaves a torn last line; the next run truncates it before appending, so a reader
 never sees half a record. Parquet cannot be appended to: its batches go to a JSONL journal beside it
 (``tags.parquet.journal.jsonl``) and the Parquet file is rewritten atomically when the run ends; a
-killed run resumes from the journal. The last record of an image wins; ``compact`` drops the ones
-it replaced (temporary file, ``fsync``, rename).
+killed run resumes from the journal. The last record of an image (its path) wins, whatever model made it;
+``compact`` drops the ones it replaced (temporary file, ``fsync``, rename), leaving one record per image.
 """
 
 from __future__ import annotations
@@ -23,11 +23,14 @@ from wanwu.tagging.records import META_FIELDS, record_key, top_category
 
 FORMATS = ("jsonl", "csv", "parquet")
 # the top class, the top everyday category (``records.top_category``) and ``unknown`` in their own columns; all
-# predictions and categories as JSON
+# predictions and categories as JSON; the category table's version last
 CSV_FIELDS = (*META_FIELDS, "label", "label_zh", "score", "category", "category_zh", "category_score", "unknown",
-              "predictions", "categories", "error_code", "error_message")
-# the header before categories: still read, and upgraded (rewritten with the new header) before a run appends
+              "predictions", "categories", "error_code", "error_message", "categories_version")
+# the headers before categories and before categories_version: still read, and upgraded (rewritten with the new
+# header) before a run appends
 LEGACY_CSV_FIELDS = (*META_FIELDS, "label", "label_zh", "score", "predictions", "error_code", "error_message")
+UNVERSIONED_CSV_FIELDS = CSV_FIELDS[:-1]
+OLD_CSV_HEADERS = (LEGACY_CSV_FIELDS, UNVERSIONED_CSV_FIELDS)
 _INT_FIELDS = ("bytes", "width", "height")
 
 
@@ -73,6 +76,13 @@ def repair_tail(path: Path) -> int:
     return end - keep
 
 
+def _json_line(record: dict) -> bytes:
+    try:
+        return json.dumps(record, ensure_ascii=False).encode() + b"\n"
+    except UnicodeEncodeError:  # a path that is not UTF-8 (surrogate escapes): \udcXX escapes, read back the same
+        return json.dumps(record).encode() + b"\n"
+
+
 class LineFile:
     """An append-only file of one record per line (JSONL); CSV overrides the encoding."""
 
@@ -82,7 +92,7 @@ class LineFile:
         self._fd: int | None = None
 
     def encode(self, records: Iterable[dict]) -> bytes:
-        return b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
+        return b"".join(_json_line(r) for r in records)
 
     def read(self) -> Iterator[dict]:
         if not self.path.exists():
@@ -146,11 +156,11 @@ class CsvFile(LineFile):
         super().__init__(path)
         if not path.exists() or path.stat().st_size == 0:
             LineFile.append(self, [{}])  # the header, through the same durable write
-        elif self._header() == LEGACY_CSV_FIELDS:
+        elif self._header() in OLD_CSV_HEADERS:
             self.rewrite(self.read())  # an older wanwu's file: same rows, new columns empty
 
     def _header(self) -> tuple[str, ...]:
-        with open(self.path, encoding="utf-8", newline="") as file:
+        with open(self.path, encoding="utf-8", errors="surrogateescape", newline="") as file:
             return tuple(next(csv.reader(file), ()))
 
     def encode(self, records: Iterable[dict]) -> bytes:
@@ -158,7 +168,8 @@ class CsvFile(LineFile):
         writer = csv.writer(buffer, lineterminator="\n")
         for record in records:
             writer.writerow(CSV_FIELDS if not record else _csv_row(record))
-        return buffer.getvalue().encode()
+        # a path that is not UTF-8 is written as its own bytes (what the file system holds), and read back the same
+        return buffer.getvalue().encode("utf-8", "surrogateescape")
 
     def rewrite(self, records: Iterable[dict]) -> None:
         def with_header() -> Iterator[dict]:
@@ -168,9 +179,9 @@ class CsvFile(LineFile):
         super().rewrite(with_header())
 
     def read(self) -> Iterator[dict]:
-        with open(self.path, encoding="utf-8", newline="") as file:
+        with open(self.path, encoding="utf-8", errors="surrogateescape", newline="") as file:
             reader = csv.DictReader(file)
-            if tuple(reader.fieldnames or ()) not in (CSV_FIELDS, LEGACY_CSV_FIELDS):
+            if tuple(reader.fieldnames or ()) not in (CSV_FIELDS, *OLD_CSV_HEADERS):
                 raise OutputError(f"{self.path} is not a wanwu tags CSV (its header differs); use another --out or --force")
             for row in reader:
                 yield _from_csv_row(row)
@@ -188,6 +199,7 @@ def _csv_row(record: dict) -> list:
         "" if preds is None else json.dumps(preds, ensure_ascii=False),
         "" if cats is None else json.dumps(cats, ensure_ascii=False),
         error["code"] if error else "", error["message"] if error else "",
+        record.get("categories_version") or "",
     ]
 
 
@@ -200,6 +212,8 @@ def _from_csv_row(row: dict) -> dict:
         record["categories"] = json.loads(row["categories"]) if row["categories"] else None
         record["unknown"] = {"true": True, "false": False}.get(row["unknown"])
     record["error"] = {"code": row["error_code"], "message": row["error_message"]} if row["error_code"] else None
+    if "categories_version" in row:  # absent from a file an older wanwu wrote
+        record["categories_version"] = row["categories_version"] or None
     return record
 
 
