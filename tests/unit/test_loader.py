@@ -110,10 +110,12 @@ def test_a_ray_worker_resolves_auto_on_its_own_cpu_kind(tmp_path: Path, two_cpu_
     assert {r["precision"] for r in records["old"]} == {"fp32"}
     assert two_cpu_kinds["timed"] == [("zen4", "fp32"), ("zen4", "int8"), ("old", "fp32"), ("old", "int8")]  # not again
 
-    run = ModelInfo("efficientnet_lite0", records["old"][0]["weights_sha256"], "auto", "openvino", "0")
+    table = records["old"][0]["categories_version"]
+    assert table and all(r["categories_version"] == table for r in records["zen4"])  # the actor names the category table
+    run = ModelInfo("efficientnet_lite0", records["old"][0]["weights_sha256"], "auto", "openvino", "0", table)
     assert all(run.matches(r) for r in records["zen4"] + records["old"])
     existing = Existing(run.key)
     for record in records["zen4"]:
         existing.add(record)
     assert existing.is_done("a.jpg", records["zen4"][0]["sha256"])
-    assert not ModelInfo("efficientnet_lite0", "0" * 64, "auto", "openvino", "0").matches(records["old"][0])
+    assert not ModelInfo("efficientnet_lite0", "0" * 64, "auto", "openvino", "0", table).matches(records["old"][0])

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from wanwu.classifier import Classifier
@@ -182,7 +182,7 @@ def _local_runner(tagger: tuple[Classifier, list], options: TagOptions, in_threa
     classifier, engines = tagger
     settings = options.decode_settings(classifier.spec.preprocessing)
     rank = RankOptions(options.top_k, options.min_score)
-    info = replace(model_info(classifier), categories_version=categories_version(classifier.source))
+    info = model_info(classifier)  # names the category table too
     return info, lambda ledger: LocalRun(ledger, classifier, engines, settings, rank, options.batch_size,
                                                            options.decode_workers or usable_cores(), decode_in_threads=in_threads)
 

@@ -15,7 +15,7 @@ from wanwu.categories import Result
 from wanwu.classifier import Classifier
 from wanwu.engines import Engine
 from wanwu.tagging.decode import Loaded
-from wanwu.tagging.records import SCORE_DIGITS, ModelInfo, make_record
+from wanwu.tagging.records import SCORE_DIGITS, ModelInfo, categories_version, make_record
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ def wanwu_version() -> str:
 
 def model_info(classifier: Classifier) -> ModelInfo:
     engine = classifier.engine
-    return ModelInfo(classifier.model_name, classifier.weights_sha256, engine.precision, engine.name, wanwu_version())
+    return ModelInfo(classifier.model_name, classifier.weights_sha256, engine.precision, engine.name, wanwu_version(),
+                     categories_version(classifier.source))
 
 
 def record_for(info: ModelInfo, item: Loaded, predictions: list[dict] | None = None,
