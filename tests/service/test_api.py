@@ -227,7 +227,7 @@ def test_plain_page_speaks_english_with_lang_en_and_keeps_it_on_post(client) -> 
 
 def test_categories_unknown_and_the_view_option(client) -> None:  # type: ignore[no-untyped-def]
     """Everyday categories are summed over the full probabilities (cached with the classes); view picks what comes back."""
-    from wanwu.categories import category_table, categorize
+    from wanwu.categories import categorize, category_table
 
     top = _expected_top(JPEG)
     logits = np.zeros(1000)
