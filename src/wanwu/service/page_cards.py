@@ -137,7 +137,8 @@ def card(lang: str, model: str | None, result: dict) -> str:
         body, state = error_block(lang, result["error"]), " is-error"
         meta = ""
     else:
-        body, state = answer(lang, result), " is-done" + (" is-unknown" if result.get("unknown") else "")
+        body = f"<div class=card-content>{answer(lang, result)}</div>"  # as the script's cards
+        state = " is-done" + (" is-unknown" if result.get("unknown") else "")
         total = (result.get("timings_ms") or {}).get("total")
         bits = [f"<span class=model-name>{esc(model)}</span>"] if model else []
         if total is not None:
