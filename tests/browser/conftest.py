@@ -32,8 +32,8 @@ class LiveServer:
 
 
 @contextmanager
-def _serve(home: Path, basetemp: Path, **overrides: object) -> Iterator[LiveServer]:
-    """The real app with the bundled model, in uvicorn on a free port in a background thread."""
+def _serve(home: Path, basetemp: Path, classifier: object = None, **overrides: object) -> Iterator[LiveServer]:
+    """The real app with the bundled model (or ``classifier``), in uvicorn on a free port in a background thread."""
     require_module("fastapi")
     uvicorn = require_module("uvicorn")
     httpx = require_module("httpx")
@@ -48,7 +48,7 @@ def _serve(home: Path, basetemp: Path, **overrides: object) -> Iterator[LiveServ
         settings = ServiceSettings(
             home=home, model="efficientnet_lite0", engine="onnxruntime", inference_threads=2, decode_threads=1, **overrides
         )
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        config = uvicorn.Config(create_app(settings, classifier), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name="wanwu-live-server", daemon=True)
         thread.start()
@@ -67,7 +67,7 @@ def _serve(home: Path, basetemp: Path, **overrides: object) -> Iterator[LiveServ
                 if time.monotonic() > deadline:
                     pytest.fail(f"the service never became ready: {response.text}")
                 time.sleep(0.1)
-            yield LiveServer(base_url=base_url, model="efficientnet_lite0")
+            yield LiveServer(base_url=base_url, model=getattr(classifier, "model_name", "efficientnet_lite0"))
         finally:
             server.should_exit = True
             thread.join(timeout=30)
@@ -108,6 +108,7 @@ def new_page(chromium, live_server: LiveServer) -> Iterator:  # type: ignore[no-
 
     def make(server: LiveServer = live_server, **options):  # type: ignore[no-untyped-def]
         options.setdefault("viewport", {"width": 1280, "height": 900})
+        options.setdefault("locale", "zh-CN")  # Accept-Language picks the page's language: the tests read Chinese
         context = chromium.new_context(base_url=server.base_url, **options)
         context.set_default_timeout(15_000)
         contexts.append(context)

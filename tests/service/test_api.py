@@ -248,3 +248,105 @@ def test_categories_unknown_and_the_view_option(client) -> None:  # type: ignore
     classes = client.post("/v1/classify", data={"view": "classes"}, files={"image": ("a.jpg", JPEG)}).json()["results"][0]
     assert "categories" not in classes and classes["predictions"] and "summary" in classes
     _assert_error(client.post("/v1/classify?view=nope", files={"image": ("a.jpg", JPEG)}), 422, "invalid_request", "view")
+
+
+# ---------- the server-rendered page (the form post, no JavaScript): issue 24 ----------
+
+
+def _text(fragment: str) -> str:
+    import html
+    import re
+
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", fragment))).strip()
+
+
+def _summaries(page: str) -> list[str]:
+    import re
+
+    return [_text(m) for m in re.findall(r'<p class="summary[^"]*">(.*?)</p>', page)]
+
+
+class FlatEngine(FakeEngine):
+    """Every class equally likely: no confident answer at any level."""
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        self.batches.append(len(batch))
+        return np.zeros((len(batch), 1000), np.float32)
+
+
+def test_form_post_shows_the_summary_then_chips_then_labels(client) -> None:  # type: ignore[no-untyped-def]
+    api = client.post("/v1/classify", files={"image": ("a.jpg", JPEG)}).json()["results"][0]
+    page = client.post("/", files={"image": ("a.jpg", JPEG)}).text
+    assert _summaries(page) == [api["summary"]]  # the API's line: both names on the Chinese page
+    assert 'class="card is-done plain"' in page and "is-unknown" not in page
+    card = page[page.index("<article"):]
+    positions = [card.index(marker) for marker in ('class="summary', "class=chips", "class=preds")]
+    assert positions == sorted(positions)
+    head = api["categories"][0]  # the fake's answer is one sure class: its own category heads the chips
+    assert f'<li class="chip head" data-id="{head["id"]}">' in card or head["parent"] is not None
+    english = client.post("/", headers={"Accept-Language": "en-US,en;q=0.9"}, files={"image": ("a.jpg", JPEG)}).text
+    assert '<html lang="en"' in english and ">Results<" in english and ">maybe <" in english
+
+
+def test_form_post_says_not_sure_with_the_guesses_below(tmp_path: Path) -> None:
+    with running_client(tmp_path, FlatEngine()) as flat:
+        api = flat.post("/v1/classify", files={"image": ("grey.png", PNG)}).json()["results"][0]
+        assert api["unknown"] is True
+        page = flat.post("/", files={"image": ("grey.png", PNG)}).text
+        assert 'class="card is-done is-unknown plain"' in page
+        assert _summaries(page) == [api["summary"]] and api["summary"].startswith("不确定 not sure · 可能是")
+        guesses = page[page.index("<div class=guesses>"):]
+        assert "最可能的猜测" in guesses and guesses.count('<li class="pred') == 5
+        english = flat.post("/?lang=en", files={"image": ("grey.png", PNG)}).text
+        assert ">Best guesses<" in english and "No confident answer" in english
+
+
+def test_the_page_with_a_trained_model(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from tests.helpers import fake_trained_classifier
+    from tests.service.conftest import wait_ready
+    from wanwu.service.app import create_app
+    from wanwu.service.settings import ServiceSettings
+
+    settings = ServiceSettings(home=tmp_path, decode_threads=1, inference_threads=1)
+    with TestClient(create_app(settings, classifier=fake_trained_classifier(tmp_path))) as trained:
+        wait_ready(trained.get)
+        import re
+
+        subtitle = lambda page: _text(re.search(r"<p [^>]*class=subtitle[^>]*>.*?</p>", page).group(0))  # noqa: E731
+        assert subtitle(trained.get("/").text) == "离线图像识别 · tux@1：6 类"  # not "1000 类 ImageNet 物体"
+        assert subtitle(trained.get("/?lang=en").text) == "Offline image recognition · tux@1: 6 classes"
+        trained.cookies.clear()  # ?lang=en is remembered: back to the default
+        models = trained.get("/v1/models").json()
+        assert (models["active"]["classes"], models["active"]["imagenet"]) == (6, False)
+        assert (models["loaded"][0]["classes"], models["loaded"][0]["imagenet"]) == (6, False)
+        sure = trained.post("/", files={"image": ("hedgehog.png", PNG)}).text
+        assert _summaries(sure) == ["mammals 100 %"] and "class=chips" not in sure
+        assert "mammals mammals" not in _text(sure) and "鸟 birds" in _text(sure)
+        flat = encode(Image.new("RGB", (64, 48), (128, 128, 128)), "PNG")
+        assert trained.post("/v1/classify", files={"image": ("grey.png", flat)}).json()["results"][0]["unknown"] is True
+        unsure = trained.post("/", files={"image": ("grey.png", flat)}).text
+        assert "is-unknown" in unsure and _summaries(unsure) == ["不确定 not sure · 可能是mammals 40 %"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "lang"),
+    [({}, "zh"), ({"Accept-Language": "en-US,en;q=0.9"}, "en"), ({"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}, "zh"),
+     ({"Accept-Language": "fr-FR,fr;q=0.9"}, "en"), ({"Accept-Language": "fr,zh-TW;q=0.8,en;q=0.5"}, "zh"),
+     ({"Accept-Language": "en-US", "Cookie": "wanwu_lang=zh"}, "zh"), ({"Accept-Language": "zh-CN", "Cookie": "wanwu_lang=en"}, "en")],
+)
+def test_the_page_language_follows_the_browser_until_a_choice(client, headers: dict, lang: str) -> None:  # type: ignore[no-untyped-def]
+    page = client.get("/", headers=headers)
+    assert f'<html lang="{lang}"' in page.text
+    assert "Accept-Language" in page.headers["vary"] and "set-cookie" not in page.headers
+
+
+def test_lang_in_the_query_wins_and_is_remembered(client) -> None:  # type: ignore[no-untyped-def]
+    chosen = client.get("/?lang=zh", headers={"Accept-Language": "en-US"})
+    assert '<html lang="zh"' in chosen.text and "wanwu_lang=zh" in chosen.headers["set-cookie"]
+    client.cookies.set("wanwu_lang", "zh")
+    assert '<html lang="zh"' in client.get("/", headers={"Accept-Language": "en-US"}).text
+    posted = client.post("/", headers={"Accept-Language": "en-US"}, files={"image": ("a.txt", b"hello")})
+    assert posted.status_code == 415 and "这不是图片文件" in posted.text

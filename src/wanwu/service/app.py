@@ -29,7 +29,7 @@ from wanwu.service.errors import (
     status_of,
 )
 from wanwu.service.metrics_middleware import MetricsMiddleware
-from wanwu.service.models import activation_request, loaded_models
+from wanwu.service.models import activation_request, class_info, loaded_models
 from wanwu.service.pipeline import Pipeline
 from wanwu.service.settings import ServiceSettings
 from wanwu.service.state import ServiceState
@@ -168,6 +168,7 @@ def _add_api_routes(app: FastAPI, state: ServiceState) -> None:
                 "model": active.model_name,
                 "weights_sha256": active.weights_sha256,
                 **active.engine.describe(),
+                **(class_info(active) or {}),
                 **({"precision_choice": active.precision_choice.as_dict()} if active.precision_choice else {}),
             },
             "models": [
@@ -209,7 +210,9 @@ def _add_page_routes(app: FastAPI, state: ServiceState) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index(request: Request) -> HTMLResponse:
         model = state.classifier and state.classifier.model_name
-        return HTMLResponse(page.render_page(model=model, lang=_page_lang(request), models=_model_names(state)))
+        lang = _page_lang(request)
+        body = page.render_page(model=model, lang=lang, models=_model_names(state), active=class_info(state.classifier))
+        return _page_response(request, body, lang)
 
     @app.post("/", response_class=HTMLResponse, include_in_schema=False)
     async def index_post(request: Request) -> HTMLResponse:
@@ -222,9 +225,12 @@ def _add_page_routes(app: FastAPI, state: ServiceState) -> None:
             pipeline, results = await _classify_all(state, uploads, options)
         except WanwuError as err:
             error = error_body(err)["error"]
-            return HTMLResponse(page.render_page(model=model, error=error, lang=lang, models=models), status_code=status_of(err))
+            body = page.render_page(model=model, error=error, lang=lang, models=models, active=class_info(state.classifier))
+            return _page_response(request, body, lang, status_of(err))
         used = pipeline.classifier.model_name
-        return HTMLResponse(page.render_page(model=used, results=results, lang=lang, models=models, picked=used))
+        body = page.render_page(model=used, results=results, lang=lang, models=models, picked=used,
+                                active=class_info(pipeline.classifier))
+        return _page_response(request, body, lang)
 
 
 def _model_names(state: ServiceState) -> list[str]:
@@ -232,8 +238,17 @@ def _model_names(state: ServiceState) -> list[str]:
 
 
 def _page_lang(request: Request) -> str:
-    """The page's language: ``?lang=en`` switches it without JavaScript; Chinese by default."""
-    return "en" if request.query_params.get("lang") == "en" else "zh"
+    """``?lang=`` switches the page (no JavaScript needed), then the remembered choice, then ``Accept-Language``."""
+    return page.page_lang(request.query_params.get("lang"), request.cookies.get(page.LANG_COOKIE),
+                          request.headers.get("accept-language"))
+
+
+def _page_response(request: Request, body: str, lang: str, status: int = 200) -> HTMLResponse:
+    """The page; an explicit ``?lang=`` is remembered in a cookie (as the script's switch does)."""
+    response = HTMLResponse(body, status_code=status, headers={"Vary": "Accept-Language, Cookie"})
+    if request.query_params.get("lang") in page.LANGS:
+        response.set_cookie(page.LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax")
+    return response
 
 
 async def _wanwu_error(request: Request, exc: Exception) -> JSONResponse:

@@ -14,7 +14,16 @@ from wanwu.store import wanwu_home
 from wanwu.trained.store import versions
 
 if TYPE_CHECKING:
+    from wanwu.classifier import Classifier
     from wanwu.service.state import ServiceState
+
+
+def class_info(classifier: Classifier | None) -> dict | None:
+    """What the page's subtitle says of a model: its name, how many classes, and whether they are ImageNet's
+    (with everyday categories) rather than a trained model's own."""
+    if classifier is None:
+        return None
+    return {"model": classifier.model_name, "classes": len(classifier.labels.english), "imagenet": classifier.has_categories}
 
 
 def loaded_models(state: ServiceState) -> dict:
@@ -22,7 +31,7 @@ def loaded_models(state: ServiceState) -> dict:
     default = state.pipeline
     loaded = [
         {"name": name, "model": p.classifier.model_name, "default": p is default, "weights_sha256": p.classifier.weights_sha256,
-         **p.classifier.engine.describe()}
+         **p.classifier.engine.describe(), **(class_info(p.classifier) or {})}
         for name, p in state.pipelines.items()
     ]
     trained = [

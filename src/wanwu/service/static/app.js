@@ -16,10 +16,27 @@
     set(key, value) { try { localStorage.setItem(key, value); } catch (_) { /* private mode */ } },
   };
 
-  let lang = store.get(LANG_KEY);
-  if (!(lang in STRINGS)) lang = document.documentElement.lang in STRINGS ? document.documentElement.lang : "zh";
+  /* The server picked the page's language: ?lang=, else the remembered choice (cookie), else Accept-Language.
+     A choice remembered only here (before the cookie existed) still wins, and is copied to the cookie. */
+  const LANG_COOKIE = "wanwu_lang";
+  const cookieLang = (document.cookie.match(/(?:^|;\s*)wanwu_lang=(zh|en)(?:;|$)/) || [])[1];
+  const asked = new URLSearchParams(location.search).get("lang");
+  let lang = document.documentElement.lang in STRINGS ? document.documentElement.lang : "zh";
+  const legacy = store.get(LANG_KEY);
+  let remembered = null;
+  if (asked in STRINGS) remembered = lang;
+  else if (!cookieLang && legacy in STRINGS) remembered = lang = legacy;
 
-  const t = (key) => (STRINGS[lang] && STRINGS[lang][key]) || STRINGS.en[key] || key;
+  function remember(value) {
+    store.set(LANG_KEY, value);
+    document.cookie = `${LANG_COOKIE}=${value}; path=/; max-age=31536000; samesite=lax`;
+  }
+
+  const t = (key, vars) => {
+    let text = (STRINGS[lang] && STRINGS[lang][key]) || STRINGS.en[key] || key;
+    for (const [name, value] of Object.entries(vars || {})) text = text.split(`{${name}}`).join(String(value));
+    return text;
+  };
   const $ = (selector, root = document) => root.querySelector(selector);
 
   /** Build an element: el("p", {class: "x"}, "text", child). Text is always set as text, never HTML. */
@@ -50,15 +67,20 @@
   /* ---------- language ---------- */
 
   function applyLang(next) {
-    if (next) { lang = next; store.set(LANG_KEY, lang); }
+    if (next) { lang = next; remember(lang); }
     document.documentElement.lang = lang;
-    document.querySelectorAll("[data-i18n]").forEach((node) => { node.textContent = t(node.dataset.i18n); });
+    document.querySelectorAll("[data-i18n]").forEach((node) => {
+      let vars = null;
+      try { vars = node.dataset.i18nVars ? JSON.parse(node.dataset.i18nVars) : null; } catch (_) { /* plain text */ }
+      node.textContent = t(node.dataset.i18n, vars);
+    });
     document.querySelectorAll("[data-i18n-placeholder]").forEach((node) => { node.placeholder = t(node.dataset.i18nPlaceholder); });
     document.querySelectorAll("[data-i18n-aria]").forEach((node) => { node.setAttribute("aria-label", t(node.dataset.i18nAria)); });
     document.querySelectorAll(".lang-switch [data-lang]").forEach((button) => {
       button.setAttribute("aria-pressed", String(button.dataset.lang === lang));
     });
     document.title = t("title");
+    if (form) form.setAttribute("action", lang === "en" ? "/?lang=en" : "/");
   }
 
   document.querySelectorAll(".lang-switch [data-lang]").forEach((button) => {
@@ -70,16 +92,92 @@
   const extOf = (name) => ((name || "").includes(".") ? name.split(".").pop().slice(0, 5).toUpperCase() : "") || "IMG";
   const errorKey = (code) => ("err." + code in STRINGS.en ? "err." + code : "err.unknown");
 
-  function labelNode(p) {
-    const both = p.label_zh && p.label;
-    return el("span", { class: both ? "pred-label both" : "pred-label" },
-      p.label_zh ? el("span", { class: "zh" }, p.label_zh) : null,
-      p.label ? el("span", { class: "en" }, p.label) : null);
+  const HEADLINE_SCORE = 0.5;  // wanwu.categories.HEADLINE_SCORE
+  const NOT_SURE = { label: "not sure", label_zh: "不确定" };
+  const percent = (score) => { const v = score * 100; return (v >= 1 || v === 0 ? v.toFixed(0) : v.toFixed(1)) + " %"; };
+  const hasHan = (text) => /[\u4e00-\u9fff]/.test(text);
+
+  /** Both languages, each in its span; one span when they are the same ("mammals mammals") or only one is given. */
+  function labelNode(p, cls = "pred-label") {
+    const zh = p.label_zh, en = p.label;
+    if (zh && en && zh !== en) {
+      return el("span", { class: cls + " both" }, el("span", { class: "zh" }, zh), " ", el("span", { class: "en" }, en));
+    }
+    const only = zh || en || "";
+    return el("span", { class: cls }, el("span", { class: hasHan(only) ? "zh" : "en" }, only));
+  }
+
+  const scored = (item, cls) => [labelNode(item, cls), " ", el("span", { class: "pct" }, percent(Number(item.score) || 0))];
+
+  /** Each listed category's depth from its parents (a parent scores at least its child, so it is listed too). */
+  function depths(categories) {
+    const byId = new Map(categories.map((c) => [c.id, c]));
+    const out = new Map();
+    for (const c of categories) {
+      let depth = 0, parent = c.parent;
+      while (byId.has(parent) && depth < categories.length) { depth += 1; parent = byId.get(parent).parent; }
+      out.set(c.id, depth);
+    }
+    return out;
+  }
+
+  /** The most specific category scoring at least 0.5, else the best one: the server's summary rule. */
+  function headline(categories) {
+    if (!categories.length) return null;
+    const depth = depths(categories);
+    let best = null;
+    for (const c of categories.filter((x) => x.score >= HEADLINE_SCORE)) {
+      const d = depth.get(c.id), bd = best ? depth.get(best.id) : -1;
+      if (!best || d > bd || (d === bd && c.score > best.score)) best = c;
+    }
+    return best || categories[0];
+  }
+
+  function summaryNode(r) {
+    const categories = r.categories || [], predictions = r.predictions || [];
+    const notSure = el("span", { class: "sum-head" }, labelNode(NOT_SURE, "sum-label"));
+    const parts = [];
+    const top = r.unknown ? null : headline(categories);
+    if (r.unknown) parts.push(notSure);
+    else if (top) parts.push(el("span", { class: "sum-head" }, ...scored(top, "sum-label")));
+    if (predictions.length && parts.length) {  // the top class as a "maybe"; alone (a trained model's answer), the headline
+      parts.push(el("span", { class: "sum-maybe" }, el("span", { class: "maybe", i18n: "maybe" }), ...scored(predictions[0], "sum-label")));
+    } else if (predictions.length) {
+      parts.push(el("span", { class: "sum-head" }, ...scored(predictions[0], "sum-label")));
+    }
+    if (!parts.length) parts.push(notSure);
+    const line = el("p", { class: r.unknown ? "summary is-unknown" : "summary" });
+    parts.forEach((part, i) => { if (i) line.append(el("span", { class: "sep" }, " · ")); line.append(part); });
+    return line;
+  }
+
+  /** The headline, the other most specific categories by score, then the parents of listed ones (de-emphasised). */
+  function chipsNode(categories) {
+    if (!categories.length) return null;
+    const head = headline(categories);
+    const depth = depths(categories);
+    const parents = new Set(categories.map((c) => c.parent));
+    const leaves = categories.filter((c) => !parents.has(c.id) && c !== head);
+    const rest = categories.filter((c) => parents.has(c.id) && c !== head).sort((a, b) => depth.get(b.id) - depth.get(a.id));
+    const list = el("ul", { class: "chips", "data-i18n-aria": "categories", "aria-label": t("categories") });
+    const chip = (c, role) => el("li", { class: "chip " + role, "data-id": c.id }, ...scored(c, "chip-label"));
+    if (head) list.append(chip(head, "head"));
+    leaves.forEach((c) => list.append(chip(c, "leaf")));
+    rest.forEach((c) => list.append(chip(c, "parent")));
+    return list;
+  }
+
+  /** Summary, chips, fine labels; under "best guesses", de-emphasised, when the answer is unknown. */
+  function answerNodes(r) {
+    const details = [chipsNode(r.categories || []), predictionsNode(r.predictions || [])].filter(Boolean);
+    if (!r.unknown) return [summaryNode(r), ...details];
+    return [summaryNode(r), el("p", { class: "not-sure-hint", i18n: "not_sure_hint" }),
+      el("div", { class: "guesses" }, el("h4", { class: "guesses-title", i18n: "best_guesses" }), ...details)];
   }
 
   function predictionsNode(predictions) {
     if (!predictions.length) return el("p", { class: "muted", i18n: "no_results" });
-    const list = el("ol", { class: "preds" });
+    const list = el("ol", { class: "preds", "data-i18n-aria": "fine_labels", "aria-label": t("fine_labels") });
     predictions.forEach((p, rank) => {
       const score = Math.max(0, Math.min(1, Number(p.score) || 0));
       const fill = el("span");
@@ -108,7 +206,7 @@
 
   function render(job) {
     const card = job.card;
-    card.className = "card is-" + job.state;
+    card.className = "card is-" + job.state + (job.state === "done" && job.result.unknown ? " is-unknown" : "");
     const body = $(".card-content", card);
     const meta = $(".card-meta", card);
     body.replaceChildren();
@@ -119,7 +217,7 @@
       body.append(errorNode(job.error, job));
     } else {
       const r = job.result;
-      body.append(predictionsNode(r.predictions || []));
+      body.append(...answerNodes(r));
       const timings = r.timings_ms || {};
       const total = typeof timings.total === "number" ? timings.total : job.clientMs;
       if (job.model) meta.append(el("span", { class: "model-name" }, job.model));
@@ -304,6 +402,21 @@
   /* ---------- model header ---------- */
 
   let modelTries = 0;
+  let loadedModels = [];
+
+  /* "1000 ImageNet classes", or the picked (else the default) model's own name and class count. */
+  function showSubtitle() {
+    const node = $("#subtitle");
+    const picker = $("#model-picker");
+    const label = $("#model-picker-label");
+    const picked = picker && label && !label.hidden ? loadedModels.find((x) => x.name === picker.value) : null;
+    const m = picked || loadedModels.find((x) => x.default);
+    if (!node || !m || typeof m.classes !== "number") return;
+    const vars = m.imagenet ? null : { model: m.model, n: m.classes };
+    node.dataset.i18n = m.imagenet ? "subtitle" : "subtitle_trained";
+    if (vars) node.dataset.i18nVars = JSON.stringify(vars); else delete node.dataset.i18nVars;
+    node.textContent = t(node.dataset.i18n, vars);
+  }
   async function loadModel() {
     try {
       const response = await fetch("/v1/models", { headers: authHeaders() });
@@ -314,7 +427,9 @@
         if (modelTries++ < 60) setTimeout(loadModel, 2000);
         return;
       }
-      showPicker(data.loaded || []);
+      loadedModels = data.loaded || [];
+      showPicker(loadedModels);
+      showSubtitle();
       modelValue.removeAttribute("data-i18n");
       modelValue.textContent = `${m.model} · ${m.engine}`;
       modelValue.title = `${m.model} · ${m.engine} · ${m.precision} · ${m.threads} threads · ${String(m.weights_sha256 || "").slice(0, 12)}`;
@@ -332,6 +447,10 @@
     label.hidden = false;
   }
 
+  const pickerNode = $("#model-picker");
+  if (pickerNode) pickerNode.addEventListener("change", showSubtitle);
+
+  if (remembered) remember(remembered);
   applyLang();
   loadModel();
 })();
