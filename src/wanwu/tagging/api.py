@@ -22,6 +22,7 @@ from wanwu.tagging.ledger import Ledger, TagSummary
 from wanwu.tagging.mainguard import spawn_reruns_caller
 from wanwu.tagging.records import Existing, ModelInfo
 from wanwu.tagging.runner import LocalRun
+from wanwu.tagging.vectors import VectorFile, model_key, sidecar
 from wanwu.tagging.writers import FORMATS, CsvFile, LineFile, OutputError, format_for
 
 DECODE_MODES = ("auto", "processes", "threads")
@@ -114,11 +115,14 @@ def tag(
         total = len(found.files)
         report = None if progress is None else (lambda done, failed: progress(done, failed, total))
         ledger = Ledger(info, output, existing, report)
+        vectors = VectorFile(sidecar(out), model_key(info.model, info.weights_sha256), options.force)
         try:
             runner = make(ledger)
+            runner.vectors = vectors  # embeddings and pHashes beside the records (wanwu.tagging.vectors)
             summary = runner.run(found.files)
         finally:
             ledger.close()
+            vectors.close()
         output.finish(compact=summary.replaced > 0)
     finally:
         output.close()
