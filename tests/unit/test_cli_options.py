@@ -19,7 +19,8 @@ from wanwu.cli.models import _print_models, auto_setting
 # the least each command needs to parse
 MINIMAL = {
     "predict": ["x.jpg"], "models": [], "fetch": ["resnet18"], "eval": ["folder"], "export": [], "quantize": ["resnet18"],
-    "bench": [], "train": ["data", "--name", "n"], "tag": ["lib"], "serve": [],
+    "bench": [], "train": ["data", "--name", "n"], "tag": ["lib"], "serve": [], "dupes": ["tags.jsonl"],
+    "search": ["tags.jsonl", "狗"], "similar": ["tags.jsonl", "x.jpg"],
 }
 RUNS_A_MODEL = {"predict", "eval", "quantize", "bench", "train", "tag", "serve"}
 BATCHES = {"eval", "bench", "tag", "serve"}

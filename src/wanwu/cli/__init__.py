@@ -11,14 +11,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from wanwu.cli import bench, evaluate, export, fetch, models, predict, quantize, serve, tag, train
+from wanwu.cli import bench, dupes, evaluate, export, fetch, models, predict, quantize, search, serve, tag, train
 from wanwu.cli.common import add_home, environment_epilog
 from wanwu.errors import WanwuError
 from wanwu.version import __version__
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (predict, models, fetch, evaluate, export, quantize, bench, train, tag, serve)
+COMMANDS = (predict, models, fetch, evaluate, export, quantize, bench, train, tag, dupes, search, serve)
 
 
 

@@ -23,6 +23,7 @@ from wanwu.tagging.ledger import Ledger, TagSummary
 from wanwu.tagging.mainguard import spawn_reruns_caller
 from wanwu.tagging.records import Existing, ModelInfo, RunKey, categories_version
 from wanwu.tagging.runner import LocalRun
+from wanwu.tagging.vectors import VectorFile, model_key, sidecar
 from wanwu.tagging.writers import FORMATS, CsvFile, LineFile, OutputError, format_for, latest_only
 from wanwu.tagging.xmp import LANGS, NAMINGS, SidecarSummary, write_sidecars
 
@@ -118,7 +119,8 @@ def tag(
     output = open_output(out, fmt, options.force)
     report = None if progress is None else (lambda done, failed: progress(done, failed, len(found.files)))
     try:
-        summary, runner, interrupted = _run(found, info, output, make, info.key_for(precision), report)
+        vectors = VectorFile(sidecar(out), model_key(info.model, info.weights_sha256), options.force)
+        summary, runner, interrupted = _run(found, info, output, make, info.key_for(precision), report, vectors)
         if options.xmp and not interrupted:  # the records are saved first: a sidecar problem never loses them
             summary.sidecars = _sidecars(output, found, common_base(sources), options).as_dict()
     finally:
@@ -133,9 +135,10 @@ def tag(
 
 
 def _run(found: Discovery, info: ModelInfo, output: LineFile, make: Callable, key: RunKey,
-         report: Callable[[int, int], None] | None) -> tuple[TagSummary, object, bool]:
+         report: Callable[[int, int], None] | None, vectors: VectorFile) -> tuple[TagSummary, object, bool]:
     """The run itself, stopped cleanly by Ctrl-C: what is queued is written, and the output compacted as at the end
-    of a run. Returns (summary, runner, interrupted)."""
+    of a run. Each batch's embeddings and pHashes go to ``vectors`` before its records. Returns (summary, runner,
+    interrupted)."""
     started, runner, interrupted = time.perf_counter(), None, False
     existing = Existing(key)
     for record in output.read():
@@ -143,11 +146,13 @@ def _run(found: Discovery, info: ModelInfo, output: LineFile, make: Callable, ke
     ledger = Ledger(info, output, existing, report)
     try:
         runner = make(ledger)
+        runner.vectors = vectors  # embeddings and pHashes beside the records (wanwu.tagging.vectors)
         runner.run(found.files)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         ledger.close()
+        vectors.close()
     summary = ledger.summary
     if interrupted:
         summary.images = len(found.files)

@@ -16,6 +16,7 @@ from wanwu.classifier import Classifier
 from wanwu.engines import Engine
 from wanwu.tagging.decode import Loaded
 from wanwu.tagging.records import SCORE_DIGITS, ModelInfo, categories_version, make_record
+from wanwu.tagging.vectors import embed
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,14 @@ def record_for(info: ModelInfo, item: Loaded, predictions: list[dict] | None = N
 def predict_pixels(classifier: Classifier, pixels: np.ndarray, options: RankOptions,
                    engine: Engine | None = None) -> list[dict]:
     """``(N, H, W, 3)`` crops -> per image, its ``predictions``, ``categories`` (scores to 6 digits) and ``unknown``."""
-    return [_entries(r) for r in classifier.results(classifier.logits(pixels, engine), options.top_k, options.min_score)]
+    return _predict(classifier, pixels, options, engine)[0]
+
+
+def _predict(classifier: Classifier, pixels: np.ndarray, options: RankOptions,
+             engine: Engine | None = None) -> tuple[list[dict], np.ndarray]:
+    """``predict_pixels``'s entries and, from the same logits, the images' embeddings (``vectors.embed``)."""
+    logits = classifier.logits(pixels, engine)
+    return [_entries(r) for r in classifier.results(logits, options.top_k, options.min_score)], embed(logits)
 
 
 def _entries(result: Result) -> dict:
@@ -66,7 +74,10 @@ def tag_batch(classifier: Classifier, items: Sequence[Loaded], info: ModelInfo, 
     if decoded:
         try:
             batch = np.stack([item.pixels for item in decoded])  # type: ignore[misc]
-            by_item = dict(zip(map(id, decoded), predict_pixels(classifier, batch, options, engine), strict=True))
+            entries, vectors = _predict(classifier, batch, options, engine)
+            by_item = dict(zip(map(id, decoded), entries, strict=True))
+            for item, vector in zip(decoded, vectors, strict=True):
+                item.vector = vector
         except Exception as err:  # noqa: BLE001 - any engine failure becomes these images' error records
             failure = ("inference_failed", f"the engine failed on this batch: {type(err).__name__}: {err}")
     records = []

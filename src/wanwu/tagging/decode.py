@@ -20,6 +20,7 @@ from PIL import Image
 from wanwu.errors import ImageError
 from wanwu.models.registry import Preprocessing
 from wanwu.preprocess import ImageLimits, preprocess_pixels
+from wanwu.tagging.phash import phash
 
 # A library holds TIFFs and PNGs far larger than an upload; the pixel limit still stops bombs from the header.
 TAG_LIMITS = ImageLimits(max_bytes=256 * 1024 * 1024, max_pixels=64_000_000, bytes_setting="--max-bytes",
@@ -53,6 +54,8 @@ class Loaded:
     pixels: np.ndarray | None = None
     error: tuple[str, str] | None = None
     known: bool = False  # its hash is in the task's ``known``: not decoded
+    phash: int | None = None  # of the crop (wanwu.tagging.phash), computed here with it
+    vector: np.ndarray | None = None  # its embedding (wanwu.tagging.vectors), set by tag_batch
 
     @property
     def decoded(self) -> bool:
@@ -94,7 +97,7 @@ def load_bytes(data: bytes, rel: str, settings: DecodeSettings, sha256: str | No
         return Loaded(rel, sha, len(data), error=(err.code, str(err)))
     except Exception as err:  # noqa: BLE001 - one bad file is one error record, never the end of the run
         return Loaded(rel, sha, len(data), error=("decode_failed", f"{type(err).__name__}: {err}"[:300]))
-    return Loaded(rel, sha, len(data), width, height, pixels)
+    return Loaded(rel, sha, len(data), width, height, pixels, phash=phash(pixels))
 
 
 def _read(task: Task, limits: ImageLimits) -> bytes | Loaded:

@@ -26,6 +26,7 @@ from wanwu.loader import ModelRequest, load
 from wanwu.tagging.batch import RankOptions, model_info, tag_batch
 from wanwu.tagging.decode import TAG_LIMITS, DecodeSettings, Loaded, Task, load_data
 from wanwu.tagging.records import make_record
+from wanwu.tagging.vectors import DIM
 
 _SCALARS = ("rel", "sha256", "size", "width", "height", "error_code", "error_message")
 
@@ -46,6 +47,7 @@ def to_columns(items: list[Loaded], crop: int) -> dict[str, np.ndarray]:
     columns = {k: np.array(v, dtype=object if k in ("rel", "sha256", "error_code", "error_message") else np.int64)
                for k, v in values.items()}
     return {**columns, "pixels": pixels, "decoded": np.array([i.decoded for i in items]),
+            "phash": np.array([i.phash or 0 for i in items], np.uint64),
             "known": np.array([i.known for i in items])}
 
 
@@ -57,7 +59,8 @@ def from_columns(batch: dict[str, np.ndarray]) -> list[Loaded]:
         items.append(Loaded(str(v["rel"]), v["sha256"] or None, number(v["size"]), number(v["width"]), number(v["height"]),
                             batch["pixels"][row] if batch["decoded"][row] else None,
                             (str(v["error_code"]), str(v["error_message"])) if v["error_code"] else None,
-                            bool(batch["known"][row])))
+                            bool(batch["known"][row]),
+                            int(batch["phash"][row]) if "phash" in batch and batch["decoded"][row] else None))
     return items
 
 
@@ -120,11 +123,18 @@ class Tagger:
         records = iter(tag_batch(self.classifier, work, self.info, self.rank))
         out = [next(records) if (i.decoded or i.error) else make_record(self.info, i.rel, i.sha256, i.size) for i in items]
         tops = [r["predictions"][0] if r["predictions"] else {} for r in out]
+        vectors = np.zeros((len(items), DIM), np.float16)
+        for row, item in enumerate(items):
+            if item.vector is not None:
+                vectors[row] = item.vector
         return {"path": np.array([r["path"] for r in out], dtype=object),
                 "record": np.array([json.dumps(r, ensure_ascii=False) for r in out], dtype=object),
                 "label": np.array([t.get("label", "") for t in tops], dtype=object),
                 "score": np.array([t.get("score", 0.0) for t in tops], dtype=np.float64),
-                "known": np.array([i.known for i in items])}
+                "known": np.array([i.known for i in items]),
+                # the embedding and pHash for the vectors sidecar (wanwu.tagging.vectors); has_vector: a row is real
+                "phash": np.array([i.phash or 0 for i in items], np.uint64), "vector": vectors,
+                "has_vector": np.array([i.vector is not None and i.phash is not None for i in items])}
 
 
 def _assigned_cpus() -> int:

@@ -12,12 +12,15 @@ import os
 import time
 from collections import Counter
 
+import numpy as np
+
 from wanwu.errors import WanwuError
 from wanwu.tagging.batch import record_for
 from wanwu.tagging.decode import DecodeSettings, Loaded, Task, load_file
 from wanwu.tagging.discover import Found
 from wanwu.tagging.ledger import Ledger, TagSummary, cpu_s
 from wanwu.tagging.on_ray import Tagger, connect, decode_batch
+from wanwu.tagging.vectors import VectorFile
 
 
 class ClusterMismatchError(WanwuError):
@@ -30,6 +33,7 @@ class RayRun:
         self.ledger, self.settings, self.tagger, self.batch_size = ledger, settings, tagger, batch_size
         self.address, self.actors, self.actor_cpus = address, actors, actor_cpus
         self.cluster: dict = {}  # what it ran on, for the summary's settings
+        self.vectors: VectorFile | None = None  # the embeddings' sidecar (api.tag sets it)
 
     def run(self, files: list[Found]) -> TagSummary:
         import ray
@@ -83,6 +87,10 @@ class RayRun:
         return tasks
 
     def _take(self, batch: dict) -> None:
+        if self.vectors is not None and "has_vector" in batch and batch["has_vector"].any():
+            rows = np.flatnonzero(batch["has_vector"])
+            shas = [json.loads(batch["record"][r])["sha256"] for r in rows]
+            self.vectors.add(shas, [int(batch["phash"][r]) for r in rows], batch["vector"][rows])
         done = []
         for text, known in zip(batch["record"], batch["known"], strict=True):
             # the actor's record, with the driver's category table (the driver checks model and weights; every node

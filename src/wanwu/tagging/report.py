@@ -23,6 +23,7 @@ from wanwu.errors import ImageError
 from wanwu.preprocess import ImageLimits, decode_image
 from wanwu.store import write_file
 from wanwu.tagging.ledger import TagSummary
+from wanwu.tagging.report_dupes import dupes_section, find_groups, shown_paths
 from wanwu.tagging.report_page import render_page
 from wanwu.tagging.writers import latest_only
 
@@ -90,7 +91,11 @@ def write_report(path: Path, summary: TagSummary, limit: int = 3000, low: float 
     failed = [r for r in records if r["error"] is not None]
     chosen = choose(ok, limit, low)
     base = summary.settings["base"]
-    thumbs = thumbnails([os.path.join(base, r["path"]) for r in chosen])
-    page = render_page(summary, ok, failed, list(zip(chosen, thumbs, strict=True)), low)
+    groups = find_groups(summary.out)
+    extra = [p for p in shown_paths(groups) if p not in {r["path"] for r in chosen}]
+    thumbs = thumbnails([os.path.join(base, p) for p in [r["path"] for r in chosen] + extra])
+    by_path = dict(zip([r["path"] for r in chosen] + extra, thumbs, strict=True))
+    page = render_page(summary, ok, failed, [(r, by_path[r["path"]]) for r in chosen], low,
+                       dupes_section(groups, by_path))
     write_file(path, page, in_store=False)
     return path

@@ -8,6 +8,8 @@ from collections import Counter
 from html import escape
 
 from wanwu.tagging.ledger import TagSummary
+from wanwu.tagging.report_dupes import CSS as DUPES_CSS
+from wanwu.tagging.report_dupes import card_categories, category_options
 
 HISTOGRAM_BARS = 30
 
@@ -29,7 +31,7 @@ svg text{font-size:12px;fill:#1d2430}svg .bar rect{fill:#3182ce}svg .bar:hover r
 _JS = """
 (() => {
   const cards = [...document.querySelectorAll('#grid .card')];
-  const label = document.getElementById('label-filter');
+  const label = document.getElementById('label-filter'), category = document.getElementById('category-filter');
   const min = document.getElementById('min-score'), max = document.getElementById('max-score');
   const shown = document.getElementById('shown');
   function apply() {
@@ -40,13 +42,14 @@ _JS = """
     for (const card of cards) {
       const score = Number(card.dataset.score);
       // 'to' is exclusive except at 100 %, so 'show low confidence' (to = the threshold) is exactly the list below
-      const ok = (!label.value || card.dataset.index === label.value) && score >= lo && (hi >= 1 || score < hi);
+      const inCategory = !category.value || card.dataset.cats.split(' ').includes(category.value);
+      const ok = (!label.value || card.dataset.index === label.value) && inCategory && score >= lo && (hi >= 1 || score < hi);
       card.hidden = !ok;
       n += ok;
     }
     shown.textContent = `showing ${n} of ${cards.length}`;
   }
-  for (const el of [label, min, max]) el.addEventListener('input', apply);
+  for (const el of [label, category, min, max]) el.addEventListener('input', apply);
   for (const bar of document.querySelectorAll('#histogram .bar')) {
     bar.addEventListener('click', () => { label.value = bar.dataset.index; apply(); label.scrollIntoView(); });
   }
@@ -54,7 +57,7 @@ _JS = """
     label.value = ''; min.value = 0; max.value = max.dataset.low; apply(); label.scrollIntoView();
   });
   document.getElementById('reset').addEventListener('click', () => {
-    label.value = ''; min.value = 0; max.value = 100; apply();
+    label.value = ''; category.value = ''; min.value = 0; max.value = 100; apply();
   });
   apply();
 })();
@@ -116,7 +119,8 @@ def _card(record: dict, thumb: str | None, low: float) -> str:
     top = _top(record)
     image = f'<img src="{thumb}" alt="{escape(record["path"])}">' if thumb else '<div class="note">(no thumbnail)</div>'
     css = "card low" if top["score"] < low else "card"
-    return (f'<figure class="{css}" data-index="{top["index"]}" data-score="{top["score"]:.6f}">{image}'
+    return (f'<figure class="{css}" data-index="{top["index"]}" data-score="{top["score"]:.6f}" '
+            f'data-cats="{escape(card_categories(record))}">{image}'
             f'<figcaption><b>{escape(_name(top))}</b> <span class="score">{top["score"]:.0%}</span><br>'
             f'{escape(record["path"])}</figcaption></figure>')
 
@@ -131,7 +135,7 @@ def _low_rows(ok: list[dict], low: float) -> str:
 
 
 def render_page(summary: TagSummary, ok: list[dict], failed: list[dict], cards: list[tuple[dict, str | None]],
-                low: float) -> str:
+                low: float, dupes: str = "") -> str:
     svg, counts, names = _histogram(ok)
     options = "".join(f'<option value="{i}">{escape(_name(names[i]))} ({n})</option>' for i, n in counts.most_common())
     failed_rows = "".join(f"<tr><td>{escape(r['path'])}</td><td><code>{escape(r['error']['code'])}</code></td>"
@@ -141,7 +145,7 @@ def render_page(summary: TagSummary, ok: list[dict], failed: list[dict], cards: 
             f"spread of the rest; every record is in {escape(summary.out)}." if len(cards) < len(ok) else "")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>wanwu tag report: {len(ok) + len(failed):,} images</title><style>{_CSS}</style></head><body>
+<title>wanwu tag report: {len(ok) + len(failed):,} images</title><style>{_CSS}{DUPES_CSS}</style></head><body>
 <h1>wanwu tag report</h1>
 <p class="lead">{len(ok) + len(failed):,} images · {len(counts):,} top-1 labels · {len(failed):,} failed</p>
 <section id="settings"><h2>Settings and speed</h2>
@@ -149,6 +153,7 @@ def render_page(summary: TagSummary, ok: list[dict], failed: list[dict], cards: 
 <section id="histogram"><h2>Top-1 labels</h2><p class="note">The {min(HISTOGRAM_BARS, len(counts))} most frequent;
 click a bar to show its images.</p>{svg}</section>
 <section id="browse"><h2>Images</h2><div class="filters">
+<label>Category <select id="category-filter"><option value="">all categories</option>{category_options(ok)}</select></label>
 <label>Label <select id="label-filter"><option value="">all labels</option>{options}</select></label>
 <label>Confidence from <input type="range" id="min-score" min="0" max="100" value="0">
 <output id="min-score-value">0%</output></label>
@@ -156,6 +161,7 @@ click a bar to show its images.</p>{svg}</section>
 <output id="max-score-value">100%</output></label>
 <button id="reset" type="button">reset</button><span id="shown"></span></div>
 <p class="note">{note}</p><div id="grid">{"".join(_card(r, t, low) for r, t in cards)}</div></section>
+{dupes}
 <section id="low"><h2>Low confidence (top-1 below {low:.0%}): {low_rows.count("<tr>"):,}</h2>
 <button id="show-low" type="button">show them in the grid</button>
 <table class="low">{low_rows}</table></section>

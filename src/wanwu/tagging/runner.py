@@ -16,6 +16,7 @@ from wanwu.tagging.decode import DecodeSettings, Loaded, Task, worker_load
 from wanwu.tagging.discover import Found
 from wanwu.tagging.ledger import Ledger, TagSummary, cpu_s
 from wanwu.tagging.stages import DecodeStage, InferStage
+from wanwu.tagging.vectors import VectorFile
 
 
 class LocalRun:
@@ -26,6 +27,7 @@ class LocalRun:
         self.batch_size, self.decode_workers, self.load = batch_size, decode_workers, load
         self.decode_in_threads = decode_in_threads
         self._pending: list[Loaded] = []
+        self.vectors: VectorFile | None = None  # the embeddings' sidecar (api.tag sets it)
 
     def run(self, files: list[Found]) -> TagSummary:
         started, cpu = time.perf_counter(), cpu_s()
@@ -73,4 +75,6 @@ class LocalRun:
 
     def _infer(self, batch: list[Loaded], engine: object) -> None:
         records = tag_batch(self.classifier, batch, self.ledger.info, self.rank, engine)  # type: ignore[arg-type]
+        if self.vectors is not None:
+            self.vectors.add_items(batch)  # durable before the batch's records are queued
         self.ledger.settle(list(zip(batch, records, strict=True)), decoded=len(batch))
