@@ -207,6 +207,8 @@ def percent(score: float) -> str:
 
 
 def _name(english: str, chinese: str, lang: str) -> str:
+    if english == chinese:  # a trained class named once ("mammals", not "mammals mammals")
+        return english
     return {"en": english, "zh": chinese}.get(lang, f"{chinese} {english}")
 
 
@@ -223,5 +225,6 @@ def summary(categories: Sequence[Category], predictions: Sequence[Prediction], l
     if predictions:
         best = predictions[0]
         name = _name(best.label, best.label_zh, lang)
-        parts.append(f"{maybe}{name} {percent(best.score)}" if parts else f"{name} {percent(best.score)}")
+        joined = f"{maybe} {name}" if maybe == "可能是" and name[:1].isascii() else f"{maybe}{name}"  # 可能是 mammals
+        parts.append(f"{joined} {percent(best.score)}" if parts else f"{name} {percent(best.score)}")
     return " · ".join(parts) if parts else _name("not sure", "不确定", lang)
