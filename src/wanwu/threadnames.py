@@ -9,8 +9,11 @@ nothing elsewhere. ``bench/profile_serve.py`` relies on these names to split CPU
 from __future__ import annotations
 
 import ctypes
+import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _PR_SET_NAME = 15
 _KERNEL_MAX = 15  # TASK_COMM_LEN is 16 bytes with the terminating NUL
@@ -25,3 +28,21 @@ def name_os_thread(name: str | None = None) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, ctypes.c_char_p(raw), 0, 0, 0)
     except (OSError, AttributeError):  # a libc without prctl: the name is a convenience, never a failure
         pass
+
+
+@contextmanager
+def sigint_to_main_thread() -> Iterator[None]:
+    """Threads started inside (and the native threads they start: OpenVINO's TBB pool) never receive SIGINT.
+
+    Ctrl-C is delivered to any thread that does not block it; one inside OpenVINO's ``infer`` then never returned
+    (a wait interrupted in native code), and the run hung instead of stopping. Blocked here, SIGINT goes to the main
+    thread only, where Python raises ``KeyboardInterrupt``. A no-op off the main thread or where there is no sigmask.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

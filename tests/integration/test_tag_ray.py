@@ -89,7 +89,7 @@ def test_tagger_is_a_map_batches_ready_callable(photos_dir: Path, shared_home: P
     batch = {"bytes": np.array([f.read_bytes() for f in files] + [b"not an image"], dtype=object),
              "path": np.array([str(f) for f in files] + ["/x/notes.jpg"], dtype=object)}
     out = tagger(batch)
-    assert set(out) == {"path", "record", "label", "score", "known"} and len(out["record"]) == 4
+    assert set(out) == {"path", "record", "label", "score", "known", "phash", "vector", "has_vector"} and len(out["record"]) == 4
     records = [json.loads(r) for r in out["record"]]
     assert records[3]["error"]["code"] == "unsupported_media_type" and out["label"][3] == ""
     tag(files, tmp_path / "local.jsonl", model="efficientnet_lite0", home=shared_home,

@@ -26,6 +26,7 @@ from wanwu.tagging.runner import LocalRun
 from wanwu.tagging.vectors import VectorFile, model_key, sidecar
 from wanwu.tagging.writers import FORMATS, CsvFile, LineFile, OutputError, format_for, latest_only
 from wanwu.tagging.xmp import LANGS, NAMINGS, SidecarSummary, write_sidecars
+from wanwu.threadnames import sigint_to_main_thread
 
 DECODE_MODES = ("auto", "processes", "threads")
 
@@ -112,8 +113,9 @@ def tag(
     if ray:
         info, make = _ray_runner(model, engine, weights, home, precision, options, ray, ray_actors)
     else:
-        info, make = _local_runner(tagger or load_tagger(model, engine, weights, home, precision, options.threads,
-                                                         options.batch_size), options, _decode_in_threads(options))
+        with sigint_to_main_thread():  # the engine's native threads are born blocking Ctrl-C (threadnames)
+            tagger = tagger or load_tagger(model, engine, weights, home, precision, options.threads, options.batch_size)
+        info, make = _local_runner(tagger, options, _decode_in_threads(options))
     out = Path(out).expanduser()
     fmt = format_for(out, options.fmt)
     output = open_output(out, fmt, options.force)

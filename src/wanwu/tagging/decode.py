@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -142,6 +143,9 @@ def init_worker(settings: DecodeSettings) -> None:
     """Process-pool initializer: the settings every task of this run shares, sent once per worker."""
     global _settings
     _settings = settings
+    # Ctrl-C reaches the whole process group: the run stops its workers itself. A worker interrupted while writing a
+    # result would leave half a message in the pool's pipe, and the pool's reader waits on the rest forever.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="wanwu-parent-watch", daemon=True).start()
 
 

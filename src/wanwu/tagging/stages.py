@@ -13,13 +13,16 @@ import functools
 import multiprocessing
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from wanwu.tagging.decode import DecodeSettings, Loaded, Task, init_worker, load_file, worker_load
-from wanwu.threadnames import name_os_thread
+from wanwu.threadnames import name_os_thread, sigint_to_main_thread
+
+CLOSE_WAIT_S = 5.0
 
 
 class DecodeStage:
@@ -85,7 +88,17 @@ class DecodeStage:
             self._pending.append((task, done))
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Stops the workers. A worker that will not finish (Ctrl-C reaches the whole process group, and one caught
+        while reading its next task never answers) would make ``shutdown(wait=True)`` wait forever: each worker gets
+        ``CLOSE_WAIT_S`` to leave, then is terminated."""
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())  # threads: none
+        self._pool.shutdown(wait=not processes, cancel_futures=True)
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.terminate()
+                process.join(1.0)
 
 
 class InferStage:
@@ -99,8 +112,9 @@ class InferStage:
             threading.Thread(target=self._work, args=(engine,), name=f"wanwu-tag-infer-{i}", daemon=True)
             for i, engine in enumerate(engines)
         ]
-        for thread in self._threads:
-            thread.start()
+        with sigint_to_main_thread():  # Ctrl-C must reach the main thread, not an engine inside its infer
+            for thread in self._threads:
+                thread.start()
 
     def _work(self, engine: object) -> None:
         name_os_thread()
