@@ -22,7 +22,7 @@ from importlib import resources
 
 import numpy as np
 
-from wanwu.ranking import Prediction
+from wanwu.ranking import Prediction, label_fields, rounded
 
 TABLE_FILE = "categories.json"
 MIN_SCORE = 0.05  # categories scoring less are not listed
@@ -47,14 +47,8 @@ class Category:
 
     def as_dict(self, lang: str = "both", digits: int | None = None) -> dict:
         """The JSON shape: ``id``, ``label`` (en/both), ``label_zh`` (zh/both), ``score``, ``parent``."""
-        entry: dict = {"id": self.id}
-        if lang in ("en", "both"):
-            entry["label"] = self.label
-        if lang in ("zh", "both"):
-            entry["label_zh"] = self.label_zh
-        entry["score"] = self.score if digits is None else round(self.score, digits)
-        entry["parent"] = self.parent
-        return entry
+        return {"id": self.id, **label_fields(self.label, self.label_zh, lang), "score": rounded(self.score, digits),
+                "parent": self.parent}
 
 
 @dataclass(frozen=True, eq=False)

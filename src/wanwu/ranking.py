@@ -26,13 +26,7 @@ class Prediction:
 
     def as_dict(self, lang: str = "both", digits: int | None = None) -> dict:
         """The JSON shape: ``index``, then ``label`` (en/both), ``label_zh`` (zh/both), ``score``."""
-        entry: dict = {"index": self.index}
-        if lang in ("en", "both"):
-            entry["label"] = self.label
-        if lang in ("zh", "both"):
-            entry["label_zh"] = self.label_zh
-        entry["score"] = self.score if digits is None else round(self.score, digits)
-        return entry
+        return {"index": self.index, **label_fields(self.label, self.label_zh, lang), "score": rounded(self.score, digits)}
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -64,3 +58,12 @@ def label(ranked: Ranked, labels: LabelSet, min_score: float = 0.0) -> list[Pred
             break
         out.append(Prediction(index, labels.english[index], labels.chinese[index], score))
     return out
+
+
+def label_fields(label: str, label_zh: str, lang: str) -> dict:
+    """``label`` for en/both, ``label_zh`` for zh/both: the one rule every answer's language follows."""
+    return {**({"label": label} if lang in ("en", "both") else {}), **({"label_zh": label_zh} if lang in ("zh", "both") else {})}
+
+
+def rounded(score: float, digits: int | None) -> float:
+    return score if digits is None else round(score, digits)

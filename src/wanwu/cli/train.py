@@ -8,15 +8,14 @@ from pathlib import Path
 
 from wanwu.cli.common import add_options, command_name, err_line, home_of, pct, print_json, progress
 
+DESCRIPTION = ("Train a classifier for your own classes on a base ImageNet model's embeddings (or fine-tune its last "
+               "block(s): --mode finetune), and store it as a new version NAME@V (predict/eval/serve it with --model "
+               "NAME@V). Class folder names are the labels, in any language; 'english|中文' gives both.")
+
 
 def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
-    train = sub.add_parser(
-        "train", help="teach it your own classes from a folder of labelled photos (DATA/<class>/*.jpg)",
-        description="Train a classifier for your own classes on a base ImageNet model's embeddings (or fine-tune its last "
-        "block(s): --mode finetune), and store it "
-        "as a new version NAME@V (predict/eval/serve it with --model NAME@V). Class folder names are the labels, "
-        "in any language; 'english|中文' gives both.",
-    )
+    train = sub.add_parser("train", help="teach it your own classes from a folder of labelled photos (DATA/<class>/*.jpg)",
+                           description=DESCRIPTION)
     train.add_argument("data", type=Path, metavar="DATA", help="an ImageFolder: DATA/<class>/<images>")
     train.add_argument("--name", required=True, help="the model's name (letters, digits, - _ .)")
     train.add_argument("--base", metavar="MODEL", help="base ImageNet model (default efficientnet_lite0; efficientnet_lite2: "
