@@ -54,6 +54,11 @@ class TagOptions:
     xmp_name: str = "full"  # photo.jpg.xmp (full: darktable, digiKam) or photo.xmp (stem: Lightroom)
     lang: str = "both"  # the sidecars' keywords: zh, en or both
 
+    def __post_init__(self) -> None:
+        for name, valid in (("decode", DECODE_MODES), ("xmp_name", NAMINGS), ("lang", LANGS)):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"{name} must be one of {', '.join(valid)}, not {getattr(self, name)!r}")
+
     def decode_settings(self, preprocessing: Preprocessing) -> DecodeSettings:
         limits = type(TAG_LIMITS)(self.max_bytes, self.max_pixels, TAG_LIMITS.bytes_setting, TAG_LIMITS.pixels_setting)
         return DecodeSettings(preprocessing, limits, self.fast_decode)
@@ -107,7 +112,6 @@ def tag(
     ``options.threads`` CPUs each (default: half the cluster's CPUs, one each).
     """
     options = options or TagOptions()
-    _check_xmp(options)
     sources = [Path(s).expanduser() for s in sources]
     found = discover(sources, options.patterns, options.follow_symlinks)
     if ray:
@@ -164,13 +168,6 @@ def _run(found: Discovery, info: ModelInfo, output: LineFile, make: Callable, ke
     return summary, runner, interrupted
 
 
-def _check_xmp(options: TagOptions) -> None:
-    if options.xmp_name not in NAMINGS:
-        raise ValueError(f"xmp_name must be one of {', '.join(NAMINGS)}, not {options.xmp_name!r}")
-    if options.lang not in LANGS:
-        raise ValueError(f"lang must be one of {', '.join(LANGS)}, not {options.lang!r}")
-
-
 def _sidecars(output: LineFile, found: Discovery, base: str, options: TagOptions) -> SidecarSummary:
     """A sidecar for each image of this run, from its record (tagged now or earlier); images gone are passed over."""
     wanted = {f.rel for f in found.files if f.error is None}
@@ -179,8 +176,6 @@ def _sidecars(output: LineFile, found: Discovery, base: str, options: TagOptions
 
 
 def _decode_in_threads(options: TagOptions) -> bool:
-    if options.decode not in DECODE_MODES:
-        raise ValueError(f"decode must be one of {', '.join(DECODE_MODES)}, not {options.decode!r}")
     # the frame that called tag(): two up from here
     return options.decode == "threads" or (options.decode == "auto" and spawn_reruns_caller(sys._getframe(2)))
 
@@ -190,8 +185,9 @@ def _local_runner(tagger: tuple[Classifier, list], options: TagOptions, in_threa
     settings = options.decode_settings(classifier.spec.preprocessing)
     rank = RankOptions(options.top_k, options.min_score)
     info = model_info(classifier)  # names the category table too
-    return info, lambda ledger: LocalRun(ledger, classifier, engines, settings, rank, options.batch_size,
-                                                           options.decode_workers or usable_cores(), decode_in_threads=in_threads)
+    workers = options.decode_workers or usable_cores()
+    return info, lambda ledger: LocalRun(ledger, classifier, engines, settings, rank, options.batch_size, workers,
+                                         decode_in_threads=in_threads)
 
 
 class TagInterrupted(KeyboardInterrupt):

@@ -93,13 +93,13 @@ class RayRun:
             self.vectors.add(shas, [int(batch["phash"][r]) for r in rows], batch["vector"][rows])
         done = []
         for text, known in zip(batch["record"], batch["known"], strict=True):
-            # the actor's record, with the driver's category table (the driver checks model and weights; every node
-            # runs this wanwu, whose table is the driver's)
-            record = {**json.loads(text), "categories_version": self.ledger.info.categories_version}
+            record = json.loads(text)  # the actor's: it names its model, weights, precision and category table
             if not self.ledger.info.matches(record):
                 raise ClusterMismatchError(
-                    f"the cluster tags with {record['model']} weights {record['weights_sha256'][:12]} {record['precision']}, "
-                    f"this machine with {'/'.join(self.ledger.info.key)}: give every node the same weights (or --weights)")
+                    f"the cluster tags with {record['model']} weights {record['weights_sha256'][:12]} {record['precision']} "
+                    f"(category table {record.get('categories_version')}), this machine with "
+                    f"{'/'.join(str(part) for part in self.ledger.info.key)}: give every node the same weights (or "
+                    "--weights) and the same wanwu")
             error = (record["error"]["code"], record["error"]["message"]) if record["error"] else None
             item = Loaded(record["path"], record["sha256"], record["bytes"], record["width"], record["height"],
                           error=error, known=bool(known))
