@@ -22,6 +22,7 @@ from importlib import resources
 
 import numpy as np
 
+from wanwu.labels import LabelSet, get_labels
 from wanwu.ranking import Prediction, label_fields, rounded
 
 TABLE_FILE = "categories.json"
@@ -125,6 +126,12 @@ def _ancestors(j: int, cats: list[dict], index: dict[str, int]) -> list[int]:
             raise RuntimeError(f"{TABLE_FILE} is damaged: {cats[j]['id']} has a cycle or an unknown parent {parent!r}")
         chain.append(index[parent])
     return chain
+
+
+def applies_to(labels: LabelSet, unknown_below: float | None) -> bool:
+    """Whether a model's answers get everyday categories: its classes are ImageNet-1k's and it has no ``unknown``
+    threshold of its own (a trained model keeps its own classes and its own rule)."""
+    return unknown_below is None and labels.wnids == get_labels().wnids
 
 
 def categorize(probabilities: np.ndarray, min_score: float = MIN_SCORE, table: CategoryTable | None = None) -> list[Category]:

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Union, overload
 
 import numpy as np
 
-from wanwu.categories import Result, categorize_batch, unknown_batch
+from wanwu.categories import Result, applies_to, categorize_batch, unknown_batch
 from wanwu.engines import Engine
-from wanwu.labels import get_labels
 from wanwu.loader import Loaded, ModelRequest, load
 from wanwu.models.registry import ModelSpec
 from wanwu.preprocess import ImageLimits, crop_pixels, preprocess_pixels, to_rgb
@@ -45,7 +44,7 @@ class Classifier:
         self.loaded = loaded  # the loader's answer: what runs and why (None for a classifier built by hand)
         self.labels = source.labels
         # ImageNet's everyday categories and unknown rule; a trained model keeps its own classes and threshold
-        self.has_categories = source.unknown_below is None and self.labels.wnids == get_labels().wnids
+        self.has_categories = applies_to(self.labels, source.unknown_below)
 
     @classmethod
     def from_loaded(cls, loaded: Loaded, limits: ImageLimits | None = None) -> Classifier:

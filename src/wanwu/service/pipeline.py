@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wanwu.categories import categorize_batch, category_table, summary, unknown_batch
+from wanwu.categories import category_table, summary
 from wanwu.classifier import Classifier
 from wanwu.preprocess import check_upload_size
-from wanwu.ranking import label, rank, softmax
+from wanwu.ranking import label
 from wanwu.service.batcher import BatchResult, MicroBatcher, QueueFullError
 from wanwu.service.cache import Answer, ResultCache
 from wanwu.service.errors import InferenceFailedError, OverloadedError
@@ -83,15 +83,11 @@ class Pipeline:
         return self.answer(result.logits), timings
 
     def answer(self, logits: np.ndarray) -> Answer:
-        """One image's logits -> what the cache keeps: the top classes, and the everyday categories and ``unknown``
-        from the full probabilities (a trained model: its own classes and its own measured threshold)."""
-        ranked = rank(logits[None], self.settings.max_top_k)[0]
-        threshold = self.classifier.source.unknown_below
-        if threshold is not None or self.classifier.spec.num_classes != 1000:
-            return Answer(ranked=ranked, categories=[], unknown=None if threshold is None else ranked[0][1] < threshold)
-        probs = softmax(logits[None])
-        (categories,), (unknown,) = categorize_batch(probs), unknown_batch(probs)
-        return Answer(ranked=ranked, categories=[(c.id, c.score) for c in categories], unknown=unknown)
+        """One image's logits -> what the cache keeps: the classifier's result (the top classes, and the everyday
+        categories and ``unknown`` from the full probabilities; a trained model: its own classes and threshold)."""
+        result = self.classifier.results(logits[None], self.settings.max_top_k)[0]
+        return Answer(ranked=[(p.index, p.score) for p in result], categories=[(c.id, c.score) for c in result.categories],
+                      unknown=result.unknown)
 
     def _format(self, answer: Answer, options: ClassifyOptions) -> dict:
         top_k = options.top_k or self.settings.top_k

@@ -25,8 +25,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from wanwu.categories import Category, headline
+from wanwu.categories import Category, applies_to, category_table, headline
+
+if TYPE_CHECKING:
+    from wanwu.sources import ModelSource
 
 FIELDS = (
     "path", "sha256", "bytes", "width", "height", "model", "weights_sha256", "precision", "engine", "wanwu_version",
@@ -38,16 +42,9 @@ AUTO = "auto"  # a requested precision: any precision of the same weights is cur
 RunKey = tuple[str, str, str, "str | None"]  # (model, weights_sha256, precision or auto, categories_version)
 
 
-def categories_version(source: object) -> str | None:
-    """The category table's version for a model with everyday categories (an ImageNet-1k one), else None: the same
-    rule as ``Classifier.has_categories``, read from a model source (``labels``, ``unknown_below``)."""
-    from wanwu.categories import category_table
-    from wanwu.labels import get_labels
-
-    labels = getattr(source, "labels", None)
-    if getattr(source, "unknown_below", None) is not None or labels is None or labels.wnids != get_labels().wnids:
-        return None
-    return category_table().version
+def categories_version(source: ModelSource) -> str | None:
+    """The category table's version for a model with everyday categories (``wanwu.categories.applies_to``), else None."""
+    return category_table().version if applies_to(source.labels, source.unknown_below) else None
 
 
 @dataclass(frozen=True)
