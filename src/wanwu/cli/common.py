@@ -21,7 +21,6 @@ from wanwu.ranking import LANGS
 
 __all__ = ["LANGS", "add_options", "command_name", "err_line", "home_of", "print_json", "progress"]
 
-MAX_FILE_BYTES = 256 * 1024 * 1024  # a local image file (an upload to the service has its own, smaller limit)
 THREADS_DEFAULT = "the usable cores — CPU affinity and the container's CPU quota"
 
 
@@ -70,10 +69,9 @@ def _options() -> dict[str, Option]:
 OPTIONS_MODEL = ("model", "engine", "weights", "precision", "threads")
 
 
-def option_help(name: str, default: str | None = None, env: str | None = None) -> str:
+def _help(option: Option, default: str) -> str:
     """``inference threads (WANWU_THREADS; default: ...)``: every flag's help names its variable."""
-    option = _options()[name]
-    return f"{option.help} ({env or option.env}; default: {default or option.default})"
+    return f"{option.help} ({option.env}; default: {default})"
 
 
 def add_options(
@@ -93,7 +91,7 @@ def add_options(
         elif from_env:
             value = os.environ.get(option.env, value)  # a string: argparse converts it with the option's type
         parser.add_argument(f"--{name}", dest=f"{dest_prefix}{name.replace('-', '_')}", default=value,
-                            help=f"{option.help} ({option.env}; default: {words})", **kwargs)
+                            help=_help(option, words), **kwargs)
 
 
 def env_list(name: str, values: list | None, convert: Callable[[str], Any] = str) -> list | None:
@@ -108,7 +106,7 @@ def add_home(parser: argparse.ArgumentParser, top: bool = False) -> None:
     """``--home`` before the subcommand (``top``) and after it: the subcommand's only sets it when given."""
     option = _options()["home"]
     parser.add_argument("--home", default=None if top else argparse.SUPPRESS, **option.kwargs,
-                        help=f"{option.help} ({option.env}; default: {option.default})")
+                        help=_help(option, option.default))
 
 
 def home_of(args: argparse.Namespace) -> Path:
@@ -133,8 +131,9 @@ def threads_of(args: argparse.Namespace) -> int:
 def image_limits(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """``--max-bytes`` / ``--max-pixels`` for local files; a refused image names the flag and variable to raise."""
     from wanwu.preprocess import ImageLimits
+    from wanwu.tagging.decode import TAG_LIMITS  # local files: the limits `wanwu tag` applies, not an upload's
 
-    return ImageLimits(max_bytes=args.max_bytes or MAX_FILE_BYTES, max_pixels=args.max_pixels or ImageLimits.max_pixels,
+    return ImageLimits(max_bytes=args.max_bytes or TAG_LIMITS.max_bytes, max_pixels=args.max_pixels or TAG_LIMITS.max_pixels,
                        bytes_setting="--max-bytes / WANWU_MAX_BYTES", pixels_setting="--max-pixels / WANWU_MAX_PIXELS")
 
 
