@@ -6,40 +6,26 @@ wins, as in the output itself; failed images (``error``) are kept as records but
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from wanwu.tagging.records import record_key
 from wanwu.tagging.vectors import DIM, model_key, read_vectors, sidecar
-from wanwu.tagging.writers import OutputError, _from_csv_row, format_for
+from wanwu.tagging.writers import OutputError, format_for, read_csv, read_lines
 
 
 def read_records(path: Path) -> Iterator[dict]:
-    """The records of a tags file (JSONL, CSV or Parquet), in file order."""
+    """The records of a tags file (JSONL, CSV or Parquet), in file order, read only (``wanwu.tagging.writers``)."""
     if not path.is_file():
         raise OutputError(f"{path} is not a tags file (wanwu tag --out writes one)")
     fmt = format_for(path, None)
     if fmt == "parquet":
-        import pyarrow.parquet as pq
+        from wanwu.tagging.parquet import read_parquet
 
-        yield from pq.read_table(path).to_pylist()
-        return
-    with open(path, encoding="utf-8", newline="") as file:
-        if fmt == "csv":
-            yield from map(_from_csv_row, csv.DictReader(file))
-            return
-        for number, line in enumerate(file, 1):
-            if not line.endswith("\n"):
-                return  # a killed run's torn last line
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as err:
-                raise OutputError(f"{path} line {number} is not a tag record ({err})") from None
+        return read_parquet(path)
+    return read_csv(path) if fmt == "csv" else read_lines(path)
 
 
 @dataclass
@@ -61,10 +47,7 @@ def load_library(sources: Sequence[Path]) -> Library:
     """Every current record of ``sources`` (tags files); with several files, paths are prefixed ``FILE:``."""
     records, paths, phashes, vectors, has = [], [], [], [], []
     for source in sources:
-        latest: dict[tuple, dict] = {}
-        for record in read_records(source):
-            latest[record_key(record)] = record
-        by_path = {r["path"]: r for r in latest.values()}  # one model per image: the last one written
+        by_path = {r["path"]: r for r in read_records(source)}  # one record per image: the last one written
         cache: dict[str, object] = {}
         for record in by_path.values():
             key = model_key(record["model"], record["weights_sha256"])

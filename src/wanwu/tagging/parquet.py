@@ -13,7 +13,7 @@ from pathlib import Path
 
 from wanwu.store import atomic_file
 from wanwu.tagging.records import FIELDS, top_category
-from wanwu.tagging.writers import LineFile, OutputError, _chunks, _fsync_dir, latest_only
+from wanwu.tagging.writers import LineFile, OutputError, _chunks, _fsync_dir, latest_only, read_lines
 
 
 def _pyarrow():  # type: ignore[no-untyped-def]
@@ -52,6 +52,15 @@ def _record(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in TOP_CATEGORY_FIELDS}
 
 
+def read_parquet(path: Path) -> Iterator[dict]:
+    """The records of a Parquet output and of its journal (a run not finished yet), read only."""
+    if path.exists():
+        _, pq = _pyarrow()
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+            yield from map(_record, batch.to_pylist())
+    yield from read_lines(journal_path(path))
+
+
 def journal_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.journal.jsonl")
 
@@ -68,11 +77,7 @@ class ParquetFile(LineFile):
         journal_path(path).unlink(missing_ok=True)
 
     def read(self) -> Iterator[dict]:
-        if self.parquet.exists():
-            _, pq = _pyarrow()
-            for batch in pq.ParquetFile(self.parquet).iter_batches(batch_size=4096):
-                yield from map(_record, batch.to_pylist())
-        yield from super().read()
+        return read_parquet(self.parquet)
 
     def finish(self, compact: bool) -> None:
         """Fold the journal into the Parquet file (always: Parquet holds only what a finished run wrote)."""

@@ -95,15 +95,7 @@ class LineFile:
         return b"".join(_json_line(r) for r in records)
 
     def read(self) -> Iterator[dict]:
-        if not self.path.exists():
-            return
-        with open(self.path, encoding="utf-8") as file:
-            for number, line in enumerate(file, 1):
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise OutputError(f"{self.path} line {number} is not a tag record ({err}); "
-                                      "use another --out, or --force to start it over") from None
+        return read_lines(self.path)
 
     def append(self, records: list[dict]) -> None:
         if not records:
@@ -179,12 +171,33 @@ class CsvFile(LineFile):
         super().rewrite(with_header())
 
     def read(self) -> Iterator[dict]:
-        with open(self.path, encoding="utf-8", errors="surrogateescape", newline="") as file:
-            reader = csv.DictReader(file)
-            if tuple(reader.fieldnames or ()) not in (CSV_FIELDS, *OLD_CSV_HEADERS):
-                raise OutputError(f"{self.path} is not a wanwu tags CSV (its header differs); use another --out or --force")
-            for row in reader:
-                yield _from_csv_row(row)
+        return read_csv(self.path)
+
+
+def read_lines(path: Path) -> Iterator[dict]:
+    """The records of a JSONL file, read only: a torn last line (a run killed mid-write, not yet cut by the next
+    run) is not a record."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as file:
+        for number, line in enumerate(file, 1):
+            if not line.endswith("\n"):
+                return
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as err:
+                raise OutputError(f"{path} line {number} is not a tag record ({err}); "
+                                  "use another --out, or --force to start it over") from None
+
+
+def read_csv(path: Path) -> Iterator[dict]:
+    """The records of a tags CSV (this header or an older wanwu's), read only."""
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as file:
+        reader = csv.DictReader(file)
+        if tuple(reader.fieldnames or ()) not in (CSV_FIELDS, *OLD_CSV_HEADERS):
+            raise OutputError(f"{path} is not a wanwu tags CSV (its header differs); use another --out or --force")
+        for row in reader:
+            yield _from_csv_row(row)
 
 
 def _csv_row(record: dict) -> list:
