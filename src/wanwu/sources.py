@@ -28,7 +28,6 @@ INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
 
 
-
 @dataclass(frozen=True)
 class ModelSource:
     """A model's identity plus where its weights and converted forms live."""
@@ -129,7 +128,6 @@ def export_onnx(model, path: Path, size: int) -> None:  # type: ignore[no-untype
             opset_version=17,
             dynamo=False,
         )
-
 
 
 def find_bundles(home: Path, spec: ModelSpec) -> list[tuple[Path, dict]]:

@@ -36,7 +36,6 @@ class ResolvedWeights:
         return self.source != "explicit"
 
 
-
 def torch_hub_dir(environ: dict[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     torch_home = env.get("TORCH_HOME") or str(Path.home() / ".cache" / "torch")

@@ -21,7 +21,6 @@ __all__ = ["build_parser", "main"]
 COMMANDS = (predict, models, fetch, evaluate, export, quantize, bench, train, tag, dupes, search, serve)
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wanwu", description="万物识别 — offline ImageNet-1k recognition",
                                      epilog=environment_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)

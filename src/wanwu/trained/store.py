@@ -22,7 +22,6 @@ _NEW = "new-version"  # what a partial folder is named after: its version number
 NAME_CHARS = "letters, digits, '-', '_' and '.' (not first), at most 64"
 
 
-
 def check_name(name: str) -> str:
     """A model name is one path component: letters (any script), digits, ``-``, ``_``, ``.``; no ``@``, no ``/``."""
     ok = 0 < len(name) <= 64 and name[0].isalnum() and all(ch.isalnum() or ch in "-_." for ch in name)
