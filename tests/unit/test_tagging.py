@@ -21,7 +21,7 @@ from wanwu.tagging.discover import discover
 from wanwu.tagging.parquet import TOP_CATEGORY_FIELDS
 from wanwu.tagging.records import FIELDS, Existing, top_category
 from wanwu.tagging.stages import DecodeStage
-from wanwu.tagging.writers import CsvFile, LineFile, format_for, latest_only, repair_tail
+from wanwu.tagging.writers import CsvFile, LineFile, OutputError, format_for, latest_only, repair_tail
 
 
 def photo(path: Path, seed: int, size: tuple[int, int] = (320, 240), fmt: str = "JPEG") -> Path:
@@ -232,6 +232,21 @@ def test_a_file_that_is_not_tags_is_refused_not_overwritten(tmp_path: Path, run)
     with pytest.raises(Exception, match="line 1 is not a tag record"):
         run([tmp_path / "lib"], out)
     assert out.read_text() == "my notes\nmore notes\n"
+
+
+@pytest.mark.parametrize("line", ['{"x": 1}', "[1, 2]", '{"path": "a.jpg"}'])
+def test_json_that_is_not_a_record_is_refused_by_name(tmp_path: Path, run, line: str) -> None:  # type: ignore[no-untyped-def]
+    """Valid JSON of another shape is named as such (by the tagger and by dupes/search), never a KeyError."""
+    from wanwu.tagging.library import load_library
+
+    photo(tmp_path / "lib" / "a.jpg", 1)
+    out = tmp_path / "other.jsonl"
+    out.write_text(line + "\n")
+    with pytest.raises(OutputError, match=r"line 1 is not a tag record \(no .*'model'"):
+        run([tmp_path / "lib"], out)
+    with pytest.raises(OutputError, match="line 1 is not a tag record"):
+        load_library([out])
+    assert out.read_text() == line + "\n"
 
 
 def test_latest_record_per_image_wins() -> None:

@@ -174,6 +174,9 @@ class CsvFile(LineFile):
         return read_csv(self.path)
 
 
+RECORD_KEYS = ("path", "sha256", "model", "weights_sha256", "precision", "predictions", "error")  # every wanwu wrote
+
+
 def read_lines(path: Path) -> Iterator[dict]:
     """The records of a JSONL file, read only: a torn last line (a run killed mid-write, not yet cut by the next
     run) is not a record."""
@@ -184,10 +187,15 @@ def read_lines(path: Path) -> Iterator[dict]:
             if not line.endswith("\n"):
                 return
             try:
-                yield json.loads(line)
+                record = json.loads(line)
             except json.JSONDecodeError as err:
                 raise OutputError(f"{path} line {number} is not a tag record ({err}); "
                                   "use another --out, or --force to start it over") from None
+            missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
+            if missing:
+                raise OutputError(f"{path} line {number} is not a tag record (no {', '.join(map(repr, missing))}); "
+                                  "use another --out, or --force to start it over")
+            yield record
 
 
 def read_csv(path: Path) -> Iterator[dict]:
