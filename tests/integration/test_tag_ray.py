@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,3 +98,59 @@ def test_tagger_is_a_map_batches_ready_callable(photos_dir: Path, shared_home: P
     local = {r["sha256"]: r["predictions"] for r in read_jsonl(tmp_path / "local.jsonl")}
     assert [local[r["sha256"]] for r in records[:3]] == [r["predictions"] for r in records[:3]]
     assert list(out["label"][:3]) == [r["predictions"][0]["label"] for r in records[:3]]
+
+
+KILL = """
+set -e
+ip link set lo up
+export RAY_AUTH_MODE=disabled
+export RAY_TMPDIR="$(mktemp -d /tmp/wanwu-ray.XXXXXX)"
+RAY="$(dirname "$PYTHON")/ray"
+trap '"$RAY" stop --force > /dev/null 2>&1; rm -rf "$RAY_TMPDIR"' EXIT
+"$RAY" start --head --node-ip-address 127.0.0.1 --port 6391 --num-cpus 2 --include-dashboard false \
+    --disable-usage-stats > "$WORK/head.log" 2>&1
+"$RAY" start --address 127.0.0.1:6391 --node-ip-address 127.0.0.1 --num-cpus 2 --disable-usage-stats > "$WORK/worker.log" 2>&1
+"$PYTHON" -m wanwu.cli --home "$HOME_" tag "$LIB" --out "$WORK/ray.jsonl" --ray 127.0.0.1:6391 --batch-size 4 --json \
+    > "$WORK/summary.json" 2> "$WORK/tag.err" &
+JOB=$!
+# the first records are in and actors are busy: kill one actor (SIGKILL: no clean-up, as an OOM kill or a lost node)
+for _ in $(seq 600); do
+    lines=$(cat "$WORK/ray.jsonl" 2> /dev/null | wc -l)
+    victim=$(pgrep -f '^[r]ay::MapWorker.*Tagger' | head -n 1 || true)
+    [ "$lines" -ge 1 ] && [ -n "$victim" ] && break
+    kill -0 $JOB 2> /dev/null || break
+    sleep 0.1
+done
+echo "killed $victim with $lines records written"
+kill -9 "$victim"
+set +e
+wait $JOB
+echo "exit $?"
+"""
+
+
+def test_a_ray_job_survives_a_killed_worker_with_one_record_per_image(samples_dir: Path, shared_home: Path,
+                                                                        tmp_path: Path) -> None:
+    """SIGKILL one Ray Data actor mid-job: Ray restarts it and retries its batch; the job completes and every image
+    has exactly one record (a batch delivered twice by a retry is written once)."""
+    require_module("ray.data")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for path in sorted(samples_dir.glob("*.JPEG")):
+        shutil.copy(path, lib / path.name)
+    for i in range(60):
+        photo(lib / "made" / f"m{i:02d}.png", i, size=(320, 240), fmt="PNG")
+    env = {**os.environ, "WORK": str(tmp_path), "PYTHON": sys.executable, "HOME_": str(shared_home), "LIB": str(lib)}
+    proc = subprocess.run([*_namespace(), "bash", "-c", KILL], env=env, capture_output=True, text=True, timeout=900)
+    logs = proc.stdout + proc.stderr[-3000:] + "".join(p.read_text()[-2000:] for p in tmp_path.glob("*.log"))
+    logs += (tmp_path / "tag.err").read_text()[-3000:] if (tmp_path / "tag.err").exists() else ""
+    killed = re.search(r"killed (\d+) with (\d+) records written", proc.stdout)
+    assert killed and "exit 0" in proc.stdout, logs
+    expected = 100 + 60
+    assert 1 <= int(killed.group(2)) < expected, f"the worker was not killed mid-job: {logs}"
+    summary = json.loads((tmp_path / "summary.json").read_text())  # only the summary: Ray's news went to stderr
+    assert (summary["images"], summary["failed"]) == (expected, 0), logs
+    lines = read_jsonl(tmp_path / "ray.jsonl")
+    paths = [r["path"] for r in lines]
+    assert len(paths) == len(set(paths)) == expected, [p for p in paths if paths.count(p) > 1][:5]
+    assert all(r["error"] is None and r["predictions"] for r in lines)

@@ -6,9 +6,11 @@ goes to the cluster once, as on the local path; every other file is hashed where
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 import time
 from collections import Counter
 
@@ -34,8 +36,22 @@ class RayRun:
         self.address, self.actors, self.actor_cpus = address, actors, actor_cpus
         self.cluster: dict = {}  # what it ran on, for the summary's settings
         self.vectors: VectorFile | None = None  # the embeddings' sidecar (api.tag sets it)
+        self.taken: set[str] = set()  # paths whose record came back: a batch retried after a lost worker may come twice
 
     def run(self, files: list[Found]) -> TagSummary:
+        import ray
+
+        owned = not ray.is_initialized()  # a session this run opens, it closes: a caller's own session stays up
+        # Ray prints the cluster's error events (a lost worker, a retried task) to stdout, where --json's summary
+        # goes, from a thread that lags the job: they go to stderr, and closing the session stops that thread
+        with contextlib.redirect_stdout(sys.stderr):
+            try:
+                return self._run(files)
+            finally:
+                if owned:
+                    ray.shutdown()
+
+    def _run(self, files: list[Found]) -> TagSummary:
         import ray
         import ray.data
 
@@ -94,6 +110,9 @@ class RayRun:
         done = []
         for text, known in zip(batch["record"], batch["known"], strict=True):
             record = json.loads(text)  # the actor's: it names its model, weights, precision and category table
+            if record["path"] in self.taken:
+                continue
+            self.taken.add(record["path"])
             if not self.ledger.info.matches(record):
                 raise ClusterMismatchError(
                     f"the cluster tags with {record['model']} weights {record['weights_sha256'][:12]} {record['precision']} "
