@@ -169,6 +169,12 @@ PY
 else
   fail "classify: request failed"
 fi
+# The offline API docs (pages and their local assets, no CDN) and the v2 protocol
+DOCS_OK=1
+for path in /docs /redoc /docs-assets/swagger-ui-bundle.js /docs-assets/redoc.standalone.js /openapi.json /v2/health/ready; do
+  curl -sf -o /dev/null "http://127.0.0.1:$PORT$path" || { fail "GET $path"; DOCS_OK=0; }
+done
+[ "$DOCS_OK" = 1 ] && ok "/docs, /redoc and their assets, /openapi.json, /v2/health/ready: 200"
 # What --precision auto (the default) picked: with ENGINE=openvino the image carries an INT8 version to pick from
 if AUTO=$(curl -sf "http://127.0.0.1:$PORT/v1/models" | python3 -c '
 import json, sys
@@ -206,6 +212,18 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 if [ -n "$OFFLINE_S" ]; then ok "ready without a network in $OFFLINE_S s (polled via podman exec)"; else podman logs "$C_OFFLINE" 2>&1 | tail -n 20 >&2; fail "not ready with --network=none"; fi
+if [ -n "$OFFLINE_S" ]; then
+  if podman exec "$C_OFFLINE" python -c "
+import urllib.request as u
+page = u.urlopen('http://127.0.0.1:8000/docs', timeout=5).read().decode()
+assert '/docs-assets/swagger-ui-bundle.js' in page and 'cdn.' not in page, page[:300]
+u.urlopen('http://127.0.0.1:8000/docs-assets/swagger-ui-bundle.js', timeout=5).read()
+u.urlopen('http://127.0.0.1:8000/openapi.json', timeout=5).read()"; then
+    ok "/docs works without a network (page, local Swagger UI assets, /openapi.json)"
+  else
+    fail "/docs with --network=none"
+  fi
+fi
 
 # --- 7. SIGTERM ------------------------------------------------------------------------------------
 log "SIGTERM (podman stop -t 10)"
