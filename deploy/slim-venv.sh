@@ -28,8 +28,13 @@ rm -f "$VENV"/bin/ovc "$VENV"/bin/benchmark_app "$VENV"/bin/opt_in_out
 
 # 1b. ONNX Runtime: InferenceSession needs only capi/. The quantization, transformer-optimisation
 #     and model tools (Python, ~9 MB) run at build or calibration time, never while serving.
+#     libonnxruntime.so.1.* (34.8 MB) is the C/C++ API library for programs that link ONNX Runtime
+#     themselves: the Python binding (onnxruntime_pybind11_state) has the whole runtime built in and
+#     does not load it (its NEEDED entries are only libc/libstdc++/libgcc; the warm-up below serves
+#     with ONNX Runtime after the removal).
 ORT="$SP/onnxruntime"
 rm -rf "$ORT"/tools "$ORT"/quantization "$ORT"/transformers "$ORT"/datasets "$ORT"/backend
+rm -f "$ORT"/capi/libonnxruntime.so.*
 rm -f "$VENV"/bin/onnxruntime_test
 
 # 2. Pillow: wanwu accepts JPEG, PNG, WebP, GIF, BMP and TIFF only. AVIF (libavif), font rendering

@@ -2,14 +2,16 @@
 
 Run by deploy/slim-venv.sh after every __pycache__ was deleted: starts `wanwu serve` from the
 venv, waits for /readyz, sends one image of every accepted format (and one bad upload), reads the
-web page, /healthz, /metrics and /v1/models, then stops the server with SIGTERM and requires exit
-code 0. Python writes byte code for exactly the modules serving imported, so those (and only those)
-keep a .pyc: start-up stays fast and the rest of the venv ships as source only. Fails the build if
-anything here fails: the stripped venv must serve.
+web page, /healthz, /metrics and /v1/models, the offline /docs and /redoc with their assets and the
+OpenAPI schema, classifies once through the v2 (Open Inference Protocol) routes, then stops the
+server with SIGTERM and requires exit code 0. Python writes byte code for exactly the modules
+serving imported, so those (and only those) keep a .pyc: start-up stays fast and the rest of the
+venv ships as source only. Fails the build if anything here fails: the stripped venv must serve.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -78,6 +80,33 @@ def request(url: str, body: bytes | None = None, ctype: str | None = None) -> tu
         return err.code, err.read()
 
 
+def expect(url: str, wanted: bytes, body: bytes | None = None, ctype: str | None = None) -> bytes:
+    """GETs (or POSTs) url and fails the build unless it answers 200 with `wanted` in the body."""
+    status, answer = request(url, body, ctype)
+    if status != 200 or wanted not in answer:
+        raise SystemExit(f"warmup: {url}: HTTP {status}, {wanted!r} not in {answer[:300]!r}")
+    return answer
+
+
+def check_docs_and_v2(base: str, jpeg: bytes) -> None:
+    """The offline API docs (pages, their local assets, the OpenAPI schema) and the Open Inference Protocol
+    (KServe v2) routes, down to one inference: their modules get byte code, and a trim that breaks them
+    fails the build."""
+    expect(base + "/openapi.json", b'"/v2/models/{name}/infer"')
+    expect(base + "/docs", b"/docs-assets/swagger-ui-bundle.js")
+    expect(base + "/redoc", b"/docs-assets/redoc.standalone.js")
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):
+        expect(f"{base}/docs-assets/{asset}", b"")
+    model = json.loads(expect(base + "/v1/models", b'"active"'))["active"]["model"]
+    expect(base + "/v2", b'"extensions"')
+    expect(base + "/v2/health/ready", b'"ready"')
+    expect(f"{base}/v2/models/{model}", b'"inputs"')
+    infer = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [base64.b64encode(jpeg).decode()]}]}
+    answer = json.loads(expect(f"{base}/v2/models/{model}/infer", b'"labels"', json.dumps(infer).encode(), "application/json"))
+    labels = next(o["data"] for o in answer["outputs"] if o["name"] == "labels")
+    print(f"warmup: /openapi.json, /docs, /redoc and their assets, /v2 -> 200; v2 infer -> {labels[0]}")
+
+
 def main() -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -112,6 +141,7 @@ def main() -> int:
         assert 400 <= status < 500, f"a bad upload got HTTP {status}"
         for path in ("/", "/healthz", "/metrics", "/v1/models", "/static/app.css", "/nope"):
             print(f"warmup: GET {path} -> {request(base + path)[0]}")
+        check_docs_and_v2(base, samples["rgb.jpg"])
     finally:
         if server.poll() is None:
             server.send_signal(signal.SIGTERM)
