@@ -15,10 +15,11 @@ Knows nothing of HTTP or the CLI; ``wanwu.classifier`` puts categories and ``unk
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 from importlib import resources
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from wanwu.ranking import Prediction, label_fields, rounded
 
 TABLE_FILE = "categories.json"
 MIN_SCORE = 0.05  # categories scoring less are not listed
+T = TypeVar("T")
 HEADLINE_SCORE = 0.5  # the summary names the most specific category at least this sure
 
 # The "not sure" rule, calibrated in docs/categories.md on labelled photos and generated object-less images: an
@@ -195,11 +197,19 @@ class Result(list):
 def headline(categories: Sequence[Category], table: CategoryTable | None = None) -> Category | None:
     """The category a person would answer with: the most specific one scoring at least ``HEADLINE_SCORE``,
     else the best one."""
-    if not categories:
+    return most_specific(categories, lambda c: (c.id, c.score), table)
+
+
+def most_specific(items: Sequence[T], id_score: Callable[[T], tuple[str, float]],
+                  table: CategoryTable | None = None) -> T | None:
+    """``headline``'s rule over any listing of categories (``id_score`` reads an item's id and score): the page
+    applies it to the JSON's dicts. A listed category's ancestors are listed too (a parent scores at least its
+    child), so the table's depth orders them as the listing's own parents would."""
+    if not items:
         return None
     depth = (table or category_table()).depth_of
-    sure = [c for c in categories if c.score >= HEADLINE_SCORE]
-    return max(sure, key=lambda c: (depth.get(c.id, 0), c.score)) if sure else categories[0]
+    sure = [c for c in items if id_score(c)[1] >= HEADLINE_SCORE]
+    return max(sure, key=lambda c: (depth.get(id_score(c)[0], 0), id_score(c)[1])) if sure else items[0]
 
 
 def percent(score: float) -> str:

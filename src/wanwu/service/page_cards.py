@@ -9,7 +9,7 @@ trained model's "mammals") is shown once. Names carry both languages; the styles
 
 from __future__ import annotations
 
-from wanwu.categories import HEADLINE_SCORE, percent
+from wanwu.categories import category_table, most_specific, percent
 from wanwu.service.page_strings import STRINGS, esc, i18n, tr
 
 NOT_SURE = {"label": "not sure", "label_zh": "不确定"}
@@ -44,35 +44,23 @@ def _name(item: dict, cls: str = "pred-label") -> str:
     return f'<span class="{cls}"><span class={kind}>{esc(only)}</span></span>'
 
 
-def _depths(categories: list[dict]) -> dict[str, int]:
-    """Each listed category's depth, from its parents: a parent scores at least its child, so it is listed too."""
-    by_id = {c["id"]: c for c in categories}
-    out = {}
-    for c in categories:
-        depth, parent = 0, c.get("parent")
-        while parent in by_id and depth < len(categories):
-            depth, parent = depth + 1, by_id[parent].get("parent")
-        out[c["id"]] = depth
-    return out
-
-
 def headline(categories: list[dict]) -> dict | None:
-    """The category a person would answer with: the most specific one scoring at least 0.5, else the best one."""
-    if not categories:
-        return None
-    depth = _depths(categories)
-    sure = [c for c in categories if c["score"] >= HEADLINE_SCORE]
-    return max(sure, key=lambda c: (depth[c["id"]], c["score"])) if sure else categories[0]
+    """The category a person would answer with (``wanwu.categories.headline``'s rule, on the JSON's dicts)."""
+    return most_specific(categories, _id_score)
+
+
+def _id_score(item: dict) -> tuple[str, float]:
+    return item["id"], item["score"]
 
 
 def chip_order(categories: list[dict]) -> list[tuple[dict, str]]:
     """(category, role): the headline, then the other most specific ones (no listed child) by score, then the parents
     of listed ones, nearest first (role ``parent``: de-emphasised)."""
     head = headline(categories)
-    depth = _depths(categories)
+    depth = category_table().depth_of
     parents = {c.get("parent") for c in categories}
     leaves = [c for c in categories if c["id"] not in parents and c is not head]
-    rest = sorted((c for c in categories if c["id"] in parents and c is not head), key=lambda c: -depth[c["id"]])
+    rest = sorted((c for c in categories if c["id"] in parents and c is not head), key=lambda c: -depth.get(c["id"], 0))
     return [(c, "head") for c in ([head] if head else [])] + [(c, "leaf") for c in leaves] + [(c, "parent") for c in rest]
 
 
