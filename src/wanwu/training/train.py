@@ -12,6 +12,7 @@ from wanwu.errors import DatasetError, InvalidNameError, WanwuError
 from wanwu.loader import ModelRequest, open_runner, open_source
 from wanwu.models.registry import Preprocessing
 from wanwu.sources import ModelSource
+from wanwu.trained.outofset import global_part, measure
 from wanwu.trained.source import feature_source
 from wanwu.trained.store import Version, check_name, is_trained_ref
 from wanwu.training import Reporter, Silent
@@ -20,7 +21,6 @@ from wanwu.training.embed import VIEWS, EmbeddingCache, Job, cache_folder, extra
 from wanwu.training.finetune import finetune
 from wanwu.training.head import HeadConfig, fit
 from wanwu.training.metrics import metrics, unknown_threshold
-from wanwu.trained.outofset import global_part, measure
 from wanwu.training.run import Run, TrainOptions
 from wanwu.training.version import write_version
 

@@ -11,11 +11,11 @@ import numpy as np
 
 from wanwu.sources import ONNX_FILE, export_onnx
 from wanwu.trained import finetuned, graph
+from wanwu.trained.outofset import EVIDENCE_FILE
 from wanwu.trained.source import HEAD_FILE, pyramid_maps
 from wanwu.trained.store import Version, commit, new_partial
 from wanwu.training.embed import FEATURE_DEFINITIONS
 from wanwu.training.head import TRANSFORM
-from wanwu.trained.outofset import EVIDENCE_FILE
 from wanwu.training.report import render_report
 from wanwu.training.run import Run
 from wanwu.version import __version__
