@@ -61,7 +61,9 @@ def test_the_version_holds_everything_it_needs(trained: dict, home: Path, data: 
     assert trained["model"] == "shapes@1" and trained["base"]["model"] == "efficientnet_lite0"
     for name, digest in trained["files"].items():
         assert sha256_file(path / name) == digest
-    assert set(trained["files"]) == {"model.onnx", "head.npz", "images.tsv", "report.html"}
+    assert set(trained["files"]) == {"model.onnx", "head.npz", "images.tsv", "report.html", "in_set.npz"}
+    out_of_set = trained["out_of_set"]  # the base's evidence that an image is like the training images at all
+    assert -1 < out_of_set["threshold"] < 1 and out_of_set["held_out_images"] == trained["data"]["val_images"]
     assert [c["folder"] for c in trained["classes"]] == sorted(SHAPES)
     assert [(c["label"], c["label_zh"]) for c in trained["classes"]] == [
         ("blue square", "蓝色方块"), ("green triangle", "绿色三角"), ("红色圆形", "红色圆形")]

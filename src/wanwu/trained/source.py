@@ -18,6 +18,7 @@ from wanwu.labels import LabelSet
 from wanwu.models.registry import ModelSpec, Preprocessing, get_model_spec
 from wanwu.sources import ONNX_FILE, ModelSource, open_source
 from wanwu.store import Layout
+from wanwu.trained.outofset import EVIDENCE_FILE, InSetEvidence
 from wanwu.trained.store import Version, resolve
 from wanwu.weights import sha256_file
 
@@ -142,6 +143,17 @@ class TrainedSource(ModelSource):
     def unknown_below(self) -> float | None:
         return (self.manifest.get("unknown") or {}).get("threshold")
 
+    @property
+    def out_of_set_below(self) -> float | None:
+        """Similarity to the training images below which an image is out of set; None for versions trained before
+        there was out-of-set evidence (or without validation images): only the ``unknown`` rule applies."""
+        return (self.manifest.get("out_of_set") or {}).get("threshold")
+
+    def in_set_evidence(self) -> InSetEvidence | None:
+        if self.out_of_set_below is None:
+            return None
+        return InSetEvidence.load(self.bundle / self.manifest["out_of_set"]["file"])
+
     def head(self) -> tuple[np.ndarray, np.ndarray]:
         with np.load(self.bundle / HEAD_FILE) as data:
             return data["weight"], data["bias"]
@@ -210,7 +222,7 @@ def trained_spec(version: Version) -> ModelSpec:
 
 def verify_files(version: Version) -> None:
     """The model and head files have the SHA-256 the version lists, checked before anything loads them."""
-    for name in (ONNX_FILE, HEAD_FILE):
+    for name in (ONNX_FILE, HEAD_FILE, *(f for f in version.manifest["files"] if f == EVIDENCE_FILE)):
         expected = version.manifest["files"][name]
         path = version.path / name
         actual = sha256_file(path) if path.is_file() else "missing"

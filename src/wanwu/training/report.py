@@ -61,6 +61,8 @@ def _summary(m: dict) -> str:
         ("validation top-5", _pct(metrics.get("top5")) if metrics.get("top5") is not None else "— (5 classes or fewer)"),
         ("unknown below", "— (no validation images)" if not unknown else
          f"{unknown['threshold']:.3f}: {unknown['rule']}; flags {_pct(unknown['wrong_flagged'])} of the wrong ones"),
+        ("out of set below", "— (no validation images, or a version without it)" if not m.get("out_of_set") else
+         f"{m['out_of_set']['threshold']:.3f}: {m['out_of_set']['rule']}"),
         ("time", ", ".join(f"{k} {v:.1f} s" for k, v in m["timings_s"].items())),
     ]
     cells = (f"<tr><th>{_e(k)}</th><td>{f'<code>{_e(v)}</code>' if k == 'command' else _e(v)}</td></tr>" for k, v in rows)

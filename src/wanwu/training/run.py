@@ -9,6 +9,7 @@ import numpy as np
 
 from wanwu.models.registry import Preprocessing
 from wanwu.sources import ModelSource
+from wanwu.trained.outofset import InSetEvidence
 from wanwu.training.data import TrainingSet
 from wanwu.training.head import Head, HeadConfig
 
@@ -55,4 +56,6 @@ class Run:
     tail: object | None = None  # finetune: the trained tail (a torch module, ``wanwu.models.split.Tail``)
     finetune: dict | None = None  # finetune: blocks, epochs, early stopping, the optimiser's settings
     feature_maps: list[dict] | None = None  # pyramid: the two maps of the base's graph that are pooled (tensor, shape)
+    in_set: InSetEvidence | None = None  # head mode: the out-of-set evidence, written as its own file
+    out_of_set: dict | None = None  # its threshold and how it was measured
     head_node: str | None = None  # the head's Gemm in model.onnx (kept in fp32 by `wanwu quantize`)

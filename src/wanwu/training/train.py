@@ -12,6 +12,7 @@ from wanwu.errors import DatasetError, InvalidNameError, WanwuError
 from wanwu.loader import ModelRequest, open_runner, open_source
 from wanwu.models.registry import Preprocessing
 from wanwu.sources import ModelSource
+from wanwu.trained.outofset import global_part, measure
 from wanwu.trained.source import feature_source
 from wanwu.trained.store import Version, check_name, is_trained_ref
 from wanwu.training import Reporter, Silent
@@ -116,7 +117,22 @@ def _fit(run: Run, cache: EmbeddingCache, reporter: Reporter) -> None:
             x, y = _matrix(run.data.train + run.data.val, run.views, cache)
             run.head = fit(x, y, classes, config, init=run.head)
             run.refitted = True
+    _in_set(run, cache)
     run.timings["head"] = time.perf_counter() - started
+
+
+def _in_set(run: Run, cache: EmbeddingCache) -> None:
+    """Out-of-set evidence (``trained.outofset``) from the base's global embedding of the same cached vectors."""
+    from wanwu.trained.graph import embedding_size, load_model
+
+    width = embedding_size(load_model(run.base.onnx_path()))
+
+    def part(samples: list[Sample], views: tuple[str, ...]) -> np.ndarray:
+        return global_part(_matrix(samples, views, cache)[0], run.features, width)
+
+    held_out = part(run.data.val, ("center",)) if run.data.val else None
+    stored = run.data.train + run.data.val if run.refitted else run.data.train
+    run.in_set, run.out_of_set = measure(part(run.data.train, run.views), held_out, part(stored, run.views), run.options.seed)
 
 
 def train(options: TrainOptions, home: Path, reporter: Reporter | None = None) -> tuple[Version, Run]:

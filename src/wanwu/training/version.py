@@ -11,6 +11,7 @@ import numpy as np
 
 from wanwu.sources import ONNX_FILE, export_onnx
 from wanwu.trained import finetuned, graph
+from wanwu.trained.outofset import EVIDENCE_FILE
 from wanwu.trained.source import HEAD_FILE, pyramid_maps
 from wanwu.trained.store import Version, commit, new_partial
 from wanwu.training.embed import FEATURE_DEFINITIONS
@@ -122,6 +123,7 @@ def manifest(run: Run, files: dict[str, str]) -> dict:
         "extraction": run.extraction,
         "metrics": run.metrics,
         "unknown": run.unknown,
+        "out_of_set": run.out_of_set,
         "timings_s": {k: round(v, 3) for k, v in run.timings.items()},
         "files": files,
     }
@@ -133,6 +135,9 @@ def write_version(run: Run, home: Path) -> Version:
     try:
         files = {HEAD_FILE: _write_head(partial, run), ONNX_FILE: _write_model(partial, run),
                  IMAGES_FILE: _write_images(partial, run)}
+        if run.in_set is not None:  # head mode: the out-of-set evidence (``trained.outofset``)
+            run.in_set.save(partial / EVIDENCE_FILE)
+            files[EVIDENCE_FILE] = sha256_file(partial / EVIDENCE_FILE)
         data = manifest(run, files)
 
         def finish(folder: Path, number: int) -> dict[str, str]:

@@ -1,0 +1,70 @@
+"""Out-of-set evidence (``wanwu.trained.outofset``): references, the calibrated threshold, old versions without it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from wanwu.trained.outofset import EVIDENCE_FILE, InSetEvidence, calibrate, fit_evidence, global_part, is_out_of_set, measure
+from wanwu.trained.source import TrainedSource
+from wanwu.trained.store import Version
+
+
+def _clusters(rng: np.random.Generator, per_class: int, dims: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Three classes around fixed non-negative centres (as pooled activations are), plus noise."""
+    centres = np.abs(np.random.default_rng(99).normal(size=(3, dims))) * 3
+    y = np.repeat(np.arange(3), per_class)
+    return np.abs(centres[y] + rng.normal(scale=0.5, size=(len(y), dims))).astype(np.float32), y
+
+
+def test_held_out_in_set_images_pass_and_other_kinds_are_flagged() -> None:
+    rng = np.random.default_rng(0)
+    train, _ = _clusters(rng, 30)
+    held_out, _ = _clusters(rng, 20)
+    other = np.abs(rng.normal(size=(40, 64)) * 3).astype(np.float32)  # no class's pattern
+    evidence = fit_evidence(train)
+    calibration = calibrate(evidence, held_out, keep=0.95)
+    assert calibration is not None and calibration["held_out_images"] == 60
+    flags_in = is_out_of_set(evidence.similarity(held_out), calibration["threshold"])
+    flags_out = is_out_of_set(evidence.similarity(other), calibration["threshold"])
+    assert 0.9 <= 1 - np.mean(flags_in) == calibration["in_set_kept"]
+    assert np.mean(flags_out) > 0.9
+
+
+def test_references_are_capped_and_round_trip(tmp_path: Path) -> None:
+    train, _ = _clusters(np.random.default_rng(1), 100)
+    evidence = fit_evidence(train, limit=50)
+    assert evidence.references.shape == (50, 64)
+    np.testing.assert_allclose(np.linalg.norm(evidence.references, axis=1), 1, atol=1e-5)
+    evidence.save(tmp_path / EVIDENCE_FILE)
+    loaded = InSetEvidence.load(tmp_path / EVIDENCE_FILE)
+    np.testing.assert_array_equal(loaded.similarity(train[:5]), evidence.similarity(train[:5]))
+    assert (evidence.similarity(train[:5]) > 0.99).sum() <= 5  # a reference is its own nearest neighbour
+
+
+def test_the_stored_evidence_covers_more_images_than_the_calibration() -> None:
+    rng = np.random.default_rng(2)
+    train, val = _clusters(rng, 10)[0], _clusters(rng, 5)[0]
+    stored, calibration = measure(train, val, np.concatenate([train, val]))
+    assert calibration is not None and len(stored.references) == len(train) + len(val)
+    assert stored.similarity(val).min() > 0.99  # the validation images are references of the stored evidence
+    assert measure(train, None, train)[1] is None  # no validation images: no threshold
+
+
+def test_the_global_embedding_is_the_head_of_a_pyramid_vector() -> None:
+    vectors = np.arange(2 * 30, dtype=np.float32).reshape(2, 30)
+    np.testing.assert_array_equal(global_part(vectors, "pyramid", 3), vectors[:, :3])
+    assert global_part(vectors, "global", 3) is vectors
+    assert is_out_of_set(np.array([0.1, 0.9]), None) == [None, None]
+
+
+def test_a_version_trained_before_the_evidence_has_none(tmp_path: Path) -> None:
+    old = {"unknown": {"threshold": 0.6}, "classes": [], "head": {}}
+    source = TrainedSource(None, "sha", tmp_path, None, Version("old", 1, tmp_path, old), tmp_path)  # type: ignore[arg-type]
+    assert source.out_of_set_below is None and source.in_set_evidence() is None and source.unknown_below == 0.6
+    new = {**old, "out_of_set": {"threshold": 0.4, "file": EVIDENCE_FILE}}
+    fit_evidence(np.ones((3, 4), np.float32) + np.eye(3, 4, dtype=np.float32)).save(tmp_path / EVIDENCE_FILE)
+    source = TrainedSource(None, "sha", tmp_path, None, Version("new", 1, tmp_path, new), tmp_path)  # type: ignore[arg-type]
+    evidence = source.in_set_evidence()
+    assert source.out_of_set_below == 0.4 and evidence is not None and evidence.references.shape == (3, 4)
