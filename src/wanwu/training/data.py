@@ -59,7 +59,7 @@ def _not_an_image(data: bytes) -> str | None:
     try:
         open_checked(data, ImageLimits(max_bytes=len(data) + 1, max_pixels=1 << 62))
     except ImageError as err:
-        return f"not an image: {err}"
+        return str(err)  # "not an image wanwu can read; ...", or the limit it breaks
     return None
 
 
@@ -143,7 +143,7 @@ def prepare(root: Path, labels_file: Path | None = None, val_dir: Path | None = 
             seed: int = 0, reporter: Reporter | None = None) -> TrainingSet:
     """Discover, hash and check ``root``; split off the validation images (or read ``val_dir``)."""
     folder = discover(root, labels_file)
-    check_trainable(folder)  # before hashing: an empty class or a single class fails at once
+    check_trainable(folder, skipped=folder.skipped)  # before hashing: an empty class or a single class fails at once
     reporter = reporter or Silent()
     data = TrainingSet(folder, [], [], list(folder.skipped))
     samples = _dedupe(_hashed(folder, data.skipped, reporter, "images"), folder, data)
