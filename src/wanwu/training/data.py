@@ -92,7 +92,8 @@ def usable(folder: ImageFolder, samples: list[Sample]) -> ImageFolder:
 def drop_failed(data: TrainingSet, failed: list[tuple[Path, str]]) -> None:
     """Corrupt images are skipped and listed; the class counts are checked again without them."""
     bad = {path for path, _ in failed}
-    data.skipped.extend(failed)
+    listed = {path for path, _ in data.skipped}
+    data.skipped.extend(f for f in failed if f[0] not in listed)  # a search extracts with two bases: listed once
     data.train = [s for s in data.train if s.path not in bad]
     data.val = [s for s in data.val if s.path not in bad]
     check_trainable(usable(data.folder, data.train + data.val), skipped=data.skipped, duplicates=data.duplicates)

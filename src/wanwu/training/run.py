@@ -17,7 +17,7 @@ from wanwu.training.head import Head, HeadConfig
 class TrainOptions:
     data: Path
     name: str
-    base: str | None = None
+    base: str | None = None  # None or "auto": head mode chooses by cross-validation (``wanwu.training.search``)
     val: Path | None = None
     val_split: float = 0.2
     seed: int = 0
@@ -56,3 +56,4 @@ class Run:
     finetune: dict | None = None  # finetune: blocks, epochs, early stopping, the optimiser's settings
     feature_maps: list[dict] | None = None  # pyramid: the two maps of the base's graph that are pooled (tensor, shape)
     head_node: str | None = None  # the head's Gemm in model.onnx (kept in fp32 by `wanwu quantize`)
+    choice: dict | None = None  # head mode: which base and features, and why (``wanwu.training.search``)
