@@ -104,12 +104,15 @@ class GlobalPart:
         return None if vector is None else vector[: self.width]
 
 
-def _matrix(samples: list[Sample], views: tuple[str, ...], cache: EmbeddingCache | GlobalPart) -> tuple[np.ndarray, np.ndarray]:
+Vectors = EmbeddingCache | GlobalPart
+
+
+def _matrix(samples: list[Sample], views: tuple[str, ...], cache: Vectors) -> tuple[np.ndarray, np.ndarray]:
     rows = [(cache.get(s.sha256, v), s.label) for s in samples for v in views]
     return np.stack([r for r, _ in rows]), np.array([y for _, y in rows], np.int64)
 
 
-def _fit(run: Run, cache: EmbeddingCache | GlobalPart, reporter: Reporter) -> None:
+def _fit(run: Run, cache: Vectors, reporter: Reporter) -> None:
     """Fit on the training images and measure on the validation ones; then (``refit``) fit the stored head on
     both, so every labelled photo teaches the model and the metrics stay a held-out estimate."""
     started = time.perf_counter()
@@ -141,7 +144,7 @@ def _new_run(options: TrainOptions, data: TrainingSet, base: ModelSource, featur
                views_for(options.augment, len(data.train)), features)
 
 
-def _searched(options: TrainOptions, data: TrainingSet, home: Path, reporter: Reporter) -> tuple[Run, EmbeddingCache | GlobalPart]:
+def _searched(options: TrainOptions, data: TrainingSet, home: Path, reporter: Reporter) -> tuple[Run, Vectors]:
     """``--base auto``: pyramid features of the training images with every candidate base (the global ones are their
     first columns), each (base, features) cross-validated; the chosen one's run and cache."""
     kinds = search.CANDIDATE_FEATURES if options.features == "auto" else (features_for(options.features, 0),)
