@@ -31,6 +31,8 @@ if __package__ in (None, ""):  # run as a file: bench/ and tests/ are not instal
 
 from tests import fashion  # noqa: E402
 
+from wanwu.training.search import CANDIDATE_BASES  # noqa: E402
+
 ANCHORS = [
     ("Fashion-MNIST benchmark, best classical (SVC, C=10, RBF), 60,000 images", "89.7 %"),
     ("small CNNs trained from scratch, 60,000 images (published reports)", "~91-93 %"),
@@ -64,7 +66,7 @@ def main() -> int:
     ap.add_argument("--per-class", type=int, default=100, help="training images per class (default 100: 1,000 in all)")
     ap.add_argument("--full", action="store_true", help="also train on all 60,000 training images")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--base", default="efficientnet_lite0")
+    ap.add_argument("--base", default="efficientnet_lite0", help="passed to wanwu train (auto: the default, a search)")
     ap.add_argument("--val-split", default="0.2")
     ap.add_argument("--augment", default="auto", choices=("auto", "none", "flip", "all"))
     ap.add_argument("--mode", default="head", choices=("head", "finetune"))
@@ -87,7 +89,8 @@ def main() -> int:
     fashion.write_imagefolder(data, images, labels, picked)
     fashion.write_imagefolder(test, test_images, test_labels, fashion.pick(test_labels, None))
     print(f"wrote {len(picked)} training and 10,000 test PNGs in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    export_s, _ = wanwu(home, "export", args.base, "--engine", "openvino")
+    bases = CANDIDATE_BASES if args.base == "auto" else (args.base,)  # auto: every base its search extracts with
+    export_s = sum(wanwu(home, "export", base, "--engine", "openvino")[0] for base in bases)
     extra = ["--base", args.base, "--val-split", args.val_split, "--augment", args.augment, "--mode", args.mode]
     extra += ["--features", args.features] if args.mode == "head" else []
     extra += [*(["--epochs", args.epochs] if args.epochs else []), *(["--blocks", args.blocks] if args.blocks else []),

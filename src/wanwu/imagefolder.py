@@ -16,6 +16,8 @@ from wanwu.datasets import IMAGE_SUFFIXES
 from wanwu.errors import DatasetError
 from wanwu.labels import LabelSet
 
+NOT_AN_IMAGE_NAME = "not an image file name"
+
 
 @dataclass(frozen=True)
 class ClassName:
@@ -86,7 +88,7 @@ def _class_files(folder: Path, skipped: list[tuple[Path, str]]) -> list[Path]:
         if not path.is_file():
             skipped.append((path, "not a regular file"))
         elif path.suffix.lower() not in IMAGE_SUFFIXES | {".gif", ".tif", ".tiff"}:
-            skipped.append((path, f"not an image file name ({path.suffix or 'no suffix'})"))
+            skipped.append((path, f"{NOT_AN_IMAGE_NAME} ({path.suffix or 'no suffix'})"))
         else:
             images.append(path)
     return images
@@ -116,9 +118,9 @@ def check_trainable(data: ImageFolder, minimum: int = 2, skipped: Sequence[tuple
         bad = [(p, why) for p, why in skipped if p.parent == folder]
         copies = [p for p, _ in duplicates if p.parent == folder]
         if not paths and not bad and not copies:
-            raise DatasetError(f"class folder {folder} has no image files (.jpg, .png, .webp, .bmp, .gif, .tiff)")
+            raise DatasetError(f"class folder {folder} has no files (images: .jpg, .png, .webp, .bmp, .gif, .tiff)")
         found = len(paths) + len(bad) + len(copies)
-        why = [f"{len(bad)} could not be used ({bad[0][0].name}: {bad[0][1]})"] if bad else []
+        why = _dropped(bad)
         why += [f"{len(copies)} duplicate{'s' * (len(copies) != 1)} of another file"] if copies else []
         of = f" of {found} files found ({'; '.join(why)})" if why else ""
         raise DatasetError(f"class folder {folder} has {len(paths)} usable image{'s' * (len(paths) != 1)}{of}; "
@@ -127,6 +129,14 @@ def check_trainable(data: ImageFolder, minimum: int = 2, skipped: Sequence[tuple
         raise DatasetError(
             f"{data.root} has one class ({data.root / data.classes[0].folder}); a classifier needs at least two class folders"
         )
+
+
+def _dropped(bad: Sequence[tuple[Path, str]]) -> list[str]:
+    """How many files were not named like images, and how many could not be read or decoded, each with a first example."""
+    named = [(p, why) for p, why in bad if why.startswith(NOT_AN_IMAGE_NAME)]
+    failed = [(p, why) for p, why in bad if not why.startswith(NOT_AN_IMAGE_NAME)]
+    out = [f"{len(named)} not named like an image ({named[0][0].name}: {named[0][1]})"] if named else []
+    return out + ([f"{len(failed)} could not be decoded ({failed[0][0].name}: {failed[0][1]})"] if failed else [])
 
 
 def matched_items(root: Path, labels: LabelSet, what: str = "folder") -> list[tuple[Path, int]]:

@@ -45,7 +45,8 @@ def test_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(home: Path, data: Path) -> dict:
-    assert main(["--home", str(home), "train", str(data), "--name", "shapes", "--threads", "2"]) == 0
+    args = ["--home", str(home), "train", str(data), "--name", "shapes", "--threads", "2", "--base", "efficientnet_lite0"]
+    assert main(args) == 0  # Lite0 named: the tests below read its features (--base auto: test_train_search.py)
     (version,) = versions(home)
     return version.manifest
 

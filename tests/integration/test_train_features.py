@@ -45,7 +45,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained(home: Path, data: Path) -> dict:
     """The same images as a pyramid version (the default on a small set) and a global one."""
     for name, features in (("pyr", "auto"), ("glob", "global")):
-        args = ["--home", str(home), "train", str(data), "--name", name, "--augment", "none", "--features", features]
+        args = ["--home", str(home), "train", str(data), "--name", name, "--augment", "none", "--features", features,
+                "--base", "efficientnet_lite0"]
         assert main([*args, "--threads", "2"]) == 0
     return {v.name: v.manifest for v in versions(home)}
 

@@ -52,7 +52,7 @@ def test_labels_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("layout", "message"),
     [
-        ({"a": 2, "b": 0}, r"class folder .*/b has no image files \(.jpg"),
+        ({"a": 2, "b": 0}, r"class folder .*/b has no files \(images: .jpg"),
         ({"a": 2, "b": 1}, r"class folder .*/b has 1 usable image; each class needs at least 2"),
         ({"a": 3}, r"has one class \(.*/a\); a classifier needs at least two"),
         ({}, r"has no class folders"),

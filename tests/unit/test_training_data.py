@@ -62,8 +62,8 @@ def test_a_class_of_identical_non_images_says_it_has_none(tmp_path: Path) -> Non
     bad.mkdir()
     for name in ("a.jpg", "b.jpg", "c.jpg"):
         (bad / name).write_text("this is not a photo")  # three identical files that only look like images
-    with pytest.raises(DatasetError, match=r"zz-broken has 0 usable images of 3 files found \(3 could not be used "
-                                           r"\(a.jpg: not an image: not an image wanwu can read"):
+    with pytest.raises(DatasetError, match=r"zz-broken has 0 usable images of 3 files found \(3 could not be decoded "
+                                           r"\(a.jpg: not an image wanwu can read"):
         prepare(tmp_path, val_split=0)
 
 
@@ -75,8 +75,19 @@ def test_different_non_images_are_not_called_a_missing_extension(tmp_path: Path)
         (bad / name).write_bytes(b"nope" * (i + 1))
     with pytest.raises(DatasetError) as caught:
         prepare(tmp_path, val_split=0)
-    assert "has 0 usable images of 3 files found (3 could not be used" in str(caught.value)
-    assert "has no image files" not in str(caught.value)
+    assert "has 0 usable images of 3 files found (3 could not be decoded (a.jpg: not an image" in str(caught.value)
+    assert "has no" not in str(caught.value)
+
+
+def test_files_not_named_like_images_are_counted(tmp_path: Path) -> None:
+    write_shapes(tmp_path, per_class=4)
+    bad = tmp_path / "zz-notes"
+    bad.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (bad / name).write_text(name)
+    with pytest.raises(DatasetError, match=r"zz-notes has 0 usable images of 2 files found \(2 not named like an image "
+                                           r"\(a.txt: not an image file name \(.txt\)\)\)"):
+        prepare(tmp_path, val_split=0)
 
 
 def test_copies_are_counted_where_too_few_images_are_left(tmp_path: Path) -> None:

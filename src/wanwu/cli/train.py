@@ -18,8 +18,10 @@ def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
                            description=DESCRIPTION)
     train.add_argument("data", type=Path, metavar="DATA", help="an ImageFolder: DATA/<class>/<images>")
     train.add_argument("--name", required=True, help="the model's name (letters, digits, - _ .)")
-    train.add_argument("--base", metavar="MODEL", help="base ImageNet model (default efficientnet_lite0; efficientnet_lite2: "
-                       "more accurate on ImageNet, ~2.5x slower to extract, 1 point worse on Fashion-MNIST)")
+    train.add_argument("--base", metavar="MODEL", default="auto", help="base ImageNet model; auto (default; head mode): "
+                       "efficientnet_lite0 or efficientnet_lite2, global or pyramid features, whichever scores best in "
+                       "5-fold cross-validation on the training images (up to 1,000; above, efficientnet_lite0); "
+                       "finetune: efficientnet_lite0")
     val = train.add_mutually_exclusive_group()
     val.add_argument("--val", type=Path, metavar="DIR", help="a validation ImageFolder with the same class folders")
     val.add_argument("--val-split", type=float, default=0.2, metavar="F",
@@ -97,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
         reporter.finish()
     m = version.manifest
     if args.json:
-        keys = ("model", "kind", "created_at", "base", "head", "metrics", "unknown", "timings_s", "extraction")
-        print_json({k: m[k] for k in keys}
+        keys = ("model", "kind", "created_at", "base", "base_choice", "head", "metrics", "unknown", "timings_s", "extraction")
+        print_json({k: m.get(k) for k in keys}
                    | {"path": str(version.path), "report": str(version.path / "report.html"), "skipped": len(run_.data.skipped)})
         return 0
     _print_data_notes(m["data"])
@@ -114,6 +116,8 @@ def _print_summary(version) -> None:  # type: ignore[no-untyped-def]
         + f" on {metrics['images']} images")
     used = m["data"]["train_images"] + (m["data"]["val_images"] if m["head"]["fitted_on"] == "train+val" else 0)
     print(f"{version.ref}: {len(m['classes'])} classes from {used} images on {m['base']['model']}; {score}")
+    if m.get("base_choice"):
+        print(f"base: {m['base_choice']['summary']}")
     if m.get("kind") == "finetune":
         h = m["head"]
         print(f"fine-tuned the last {h['blocks']} block(s): best epoch {h['best_epoch']} of {h['epochs_run']}"

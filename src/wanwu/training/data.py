@@ -59,7 +59,7 @@ def _not_an_image(data: bytes) -> str | None:
     try:
         open_checked(data, ImageLimits(max_bytes=len(data) + 1, max_pixels=1 << 62))
     except ImageError as err:
-        return f"not an image: {err}"
+        return str(err)  # "not an image wanwu can read; ...", or the limit it breaks
     return None
 
 
@@ -92,7 +92,8 @@ def usable(folder: ImageFolder, samples: list[Sample]) -> ImageFolder:
 def drop_failed(data: TrainingSet, failed: list[tuple[Path, str]]) -> None:
     """Corrupt images are skipped and listed; the class counts are checked again without them."""
     bad = {path for path, _ in failed}
-    data.skipped.extend(failed)
+    listed = {path for path, _ in data.skipped}
+    data.skipped.extend(f for f in failed if f[0] not in listed)  # a search extracts with two bases: listed once
     data.train = [s for s in data.train if s.path not in bad]
     data.val = [s for s in data.val if s.path not in bad]
     check_trainable(usable(data.folder, data.train + data.val), skipped=data.skipped, duplicates=data.duplicates)
@@ -143,7 +144,7 @@ def prepare(root: Path, labels_file: Path | None = None, val_dir: Path | None = 
             seed: int = 0, reporter: Reporter | None = None) -> TrainingSet:
     """Discover, hash and check ``root``; split off the validation images (or read ``val_dir``)."""
     folder = discover(root, labels_file)
-    check_trainable(folder)  # before hashing: an empty class or a single class fails at once
+    check_trainable(folder, skipped=folder.skipped)  # before hashing: an empty class or a single class fails at once
     reporter = reporter or Silent()
     data = TrainingSet(folder, [], [], list(folder.skipped))
     samples = _dedupe(_hashed(folder, data.skipped, reporter, "images"), folder, data)

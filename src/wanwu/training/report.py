@@ -40,10 +40,22 @@ def _finetune_rows(head: dict) -> list[tuple[str, str]]:
             ("validation top-1 by epoch", epochs or "—")]
 
 
+def _choice_rows(choice: dict | None) -> list[tuple[str, str]]:
+    """How the base and features were chosen: by cross-validation (every candidate's score), --base, or the default."""
+    if not choice:
+        return []
+    rows = [("base and features", f"{choice['summary']}; chosen by {choice['how']}")]
+    for c in choice["candidates"]:
+        rows.append((f"  CV {c['base']} {c['features']}", f"top-1 {c['cv_top1']:.1%} ({c['correct']} of {c['images']}), "
+                     f"{c['seconds']:.1f} s"))
+    return rows
+
+
 def _summary(m: dict) -> str:
     metrics, unknown, ex = m.get("metrics") or {}, m.get("unknown"), m["extraction"]
     rows = [
         ("base model", f"{m['base']['model']} (weights {m['base']['weights_sha256'][:12]}…)"),
+        *_choice_rows(m.get("base_choice")),
         ("created", m["created_at"]),
         ("command", " ".join(m["command"]) or "—"),
         ("images", f"{m['data']['train_images']} training × views {', '.join(m['data']['views'])}; "

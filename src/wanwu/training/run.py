@@ -18,7 +18,7 @@ from wanwu.training.head import Head, HeadConfig
 class TrainOptions:
     data: Path
     name: str
-    base: str | None = None
+    base: str | None = None  # None or "auto": head mode chooses by cross-validation (``wanwu.training.search``)
     val: Path | None = None
     val_split: float = 0.2
     seed: int = 0
@@ -59,3 +59,4 @@ class Run:
     in_set: InSetEvidence | None = None  # head mode: the out-of-set evidence, written as its own file
     out_of_set: dict | None = None  # its threshold and how it was measured
     head_node: str | None = None  # the head's Gemm in model.onnx (kept in fp32 by `wanwu quantize`)
+    choice: dict | None = None  # head mode: which base and features, and why (``wanwu.training.search``)

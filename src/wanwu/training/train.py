@@ -13,10 +13,10 @@ from wanwu.loader import ModelRequest, open_runner, open_source
 from wanwu.models.registry import Preprocessing
 from wanwu.sources import ModelSource
 from wanwu.trained.outofset import global_part, measure
-from wanwu.trained.source import feature_source
+from wanwu.trained.source import feature_source, pyramid_maps
 from wanwu.trained.store import Version, check_name, is_trained_ref
-from wanwu.training import Reporter, Silent
-from wanwu.training.data import Sample, drop_failed, prepare
+from wanwu.training import Reporter, Silent, search
+from wanwu.training.data import Sample, TrainingSet, drop_failed, prepare
 from wanwu.training.embed import VIEWS, EmbeddingCache, Job, cache_folder, extract
 from wanwu.training.finetune import finetune
 from wanwu.training.head import HeadConfig, fit
@@ -25,6 +25,7 @@ from wanwu.training.run import Run, TrainOptions
 from wanwu.training.version import write_version
 
 DEFAULT_BASE = "efficientnet_lite0"
+AUTO = "auto"  # --base auto (head mode's default): chosen by cross-validation, ``wanwu.training.search``
 SMALL_SET = 500  # below this many training images, ``--augment auto`` adds flipped and zoomed views
 # Below this many training images ``--features auto`` is ``pyramid`` (+1.2 points on 300-3,000 Fashion-MNIST images);
 # above, ``global``: pyramid vectors are 11.5x wider (Lite0: 14,720 floats), so the fit's time and memory grow with them.
@@ -58,8 +59,7 @@ def training_preprocessing(pre: Preprocessing, crop: str) -> Preprocessing:
     return dataclasses.replace(pre, resize_size=pre.crop_size) if crop == "full" else pre
 
 
-def _base(options: TrainOptions, home: Path) -> ModelSource:
-    name = options.base or DEFAULT_BASE
+def _base(name: str, home: Path) -> ModelSource:
     if is_trained_ref(name, home):
         raise InvalidNameError(f"--base must be an ImageNet model (wanwu models), not the trained model {name!r}")
     return open_source(ModelRequest(name, home=home))
@@ -75,7 +75,8 @@ def _embed(run: Run, home: Path, reporter: Reporter) -> EmbeddingCache:
     todo = sum(1 for j in jobs if j.sha256 not in cache.failures and any(cache.get(j.sha256, v) is None for v in j.views))
     run.extraction = {"images": len(jobs), "cached": len(jobs) - todo, "views": list(run.views), "engine": engine_name,
                       "features": run.features}
-    reporter.stage(f"{run.features} embeddings ({engine_name}, {len(jobs) - todo} of {len(jobs)} cached)", len(jobs))
+    reporter.stage(f"{run.features} embeddings of {run.base.spec.name} ({engine_name}, {len(jobs) - todo} of {len(jobs)} "
+                   "cached)", len(jobs))
     engine = open_runner(feature_source(run.base, run.features), engine_name, threads=threads) if todo else None
     t0 = time.perf_counter()
     failed = extract(jobs, engine.run if engine else _no_engine, run.preprocessing, cache, workers=threads,
@@ -92,12 +93,27 @@ def _no_engine(batch: np.ndarray) -> np.ndarray:
     raise AssertionError("every embedding was cached")
 
 
-def _matrix(samples: list[Sample], views: tuple[str, ...], cache: EmbeddingCache) -> tuple[np.ndarray, np.ndarray]:
+class GlobalPart:
+    """A pyramid cache read as global features: a pyramid vector starts with the last map's global average (the base's
+    own embedding), so a search that extracted pyramid features never extracts the global ones again."""
+
+    def __init__(self, cache: EmbeddingCache, width: int) -> None:
+        self.cache, self.width = cache, width
+
+    def get(self, sha256: str, view: str) -> np.ndarray | None:
+        vector = self.cache.get(sha256, view)
+        return None if vector is None else vector[: self.width]
+
+
+Vectors = EmbeddingCache | GlobalPart
+
+
+def _matrix(samples: list[Sample], views: tuple[str, ...], cache: Vectors) -> tuple[np.ndarray, np.ndarray]:
     rows = [(cache.get(s.sha256, v), s.label) for s in samples for v in views]
     return np.stack([r for r, _ in rows]), np.array([y for _, y in rows], np.int64)
 
 
-def _fit(run: Run, cache: EmbeddingCache, reporter: Reporter) -> None:
+def _fit(run: Run, cache: Vectors, reporter: Reporter) -> None:
     """Fit on the training images and measure on the validation ones; then (``refit``) fit the stored head on
     both, so every labelled photo teaches the model and the metrics stay a held-out estimate."""
     started = time.perf_counter()
@@ -121,7 +137,7 @@ def _fit(run: Run, cache: EmbeddingCache, reporter: Reporter) -> None:
     run.timings["head"] = time.perf_counter() - started
 
 
-def _in_set(run: Run, cache: EmbeddingCache) -> None:
+def _in_set(run: Run, cache: Vectors) -> None:
     """Out-of-set evidence (``trained.outofset``) from the base's global embedding of the same cached vectors."""
     from wanwu.trained.graph import embedding_size, load_model
 
@@ -133,6 +149,51 @@ def _in_set(run: Run, cache: EmbeddingCache) -> None:
     held_out = part(run.data.val, ("center",)) if run.data.val else None
     stored = run.data.train + run.data.val if run.refitted else run.data.train
     run.in_set, run.out_of_set = measure(part(run.data.train, run.views), held_out, part(stored, run.views), run.options.seed)
+
+
+def _named_base(options: TrainOptions) -> str:
+    return DEFAULT_BASE if options.base in (None, AUTO) else options.base  # type: ignore[return-value]
+
+
+def _new_run(options: TrainOptions, data: TrainingSet, base: ModelSource, features: str) -> Run:
+    return Run(options, data, base, training_preprocessing(base.spec.preprocessing, options.crop),
+               views_for(options.augment, len(data.train)), features)
+
+
+def _searched(options: TrainOptions, data: TrainingSet, home: Path, reporter: Reporter) -> tuple[Run, Vectors]:
+    """``--base auto``: pyramid features of the training images with every candidate base (the global ones are their
+    first columns), each (base, features) cross-validated; the chosen one's run and cache."""
+    kinds = search.CANDIDATE_FEATURES if options.features == "auto" else (features_for(options.features, 0),)
+    extracted = []
+    for name in search.CANDIDATE_BASES:
+        run = _new_run(options, data, _base(name, home), "pyramid")
+        extracted.append((run, _embed(run, home, reporter)))  # failed files are dropped from ``data`` (shared)
+    started = time.perf_counter()
+    labels = [s.label for s in data.train]
+    folds = search.fold_count(labels)
+    fold = search.folds_of(labels, [s.sha256 for s in data.train], folds, options.seed)
+    config = HeadConfig(l2=options.l2, max_iter=options.epochs or HeadConfig.max_iter)
+    scores, options_by_name = [], {}
+    reporter.stage(f"choosing the base: {folds}-fold cross-validation on {len(labels)} training images",
+                   len(search.CANDIDATE_BASES) * len(kinds))
+    for run, cache in extracted:
+        x, _ = _matrix(data.train, run.views, cache)
+        width = pyramid_maps(run.base)[0]["shape"][0]
+        for kind in kinds:
+            candidate = search.Candidate(run.base.spec.name, kind)
+            features = x[:, :width] if kind == "global" else x
+            scores.append(search.score(candidate, features, labels, len(run.views), fold, len(data.folder.classes), config))
+            options_by_name[candidate] = (run, GlobalPart(cache, width) if kind == "global" else cache)
+            reporter.advance()
+    chosen = search.best(scores)
+    run, cache = options_by_name[chosen.candidate]
+    run.features = chosen.candidate.features
+    run.choice = search.record(chosen, scores, folds, time.perf_counter() - started)
+    run.extraction = {**run.extraction, "bases": {r.base.spec.name: r.extraction for r, _ in extracted}}
+    run.timings["embeddings"] = sum(r.timings["embeddings"] for r, _ in extracted)
+    run.timings["search"] = time.perf_counter() - started
+    reporter.note(f"base: {run.choice['summary']}")
+    return run, cache
 
 
 def train(options: TrainOptions, home: Path, reporter: Reporter | None = None) -> tuple[Version, Run]:
@@ -147,13 +208,21 @@ def train(options: TrainOptions, home: Path, reporter: Reporter | None = None) -
         raise WanwuError("--features is for --mode head (fine-tuning trains the base's own pooling)")
     started = time.perf_counter()
     data = prepare(options.data, options.labels, options.val, options.val_split, options.seed, reporter)
-    base = _base(options, home)
-    run = Run(options, data, base, training_preprocessing(base.spec.preprocessing, options.crop),
-              views_for(options.augment, len(data.train)), features_for(options.features, len(data.train)))
-    run.timings["prepare"] = time.perf_counter() - started
+    prepared = time.perf_counter() - started
     if options.mode == "finetune":
+        run = _new_run(options, data, _base(_named_base(options), home), features_for(options.features, len(data.train)))
+        run.timings["prepare"] = prepared
         finetune(run, home, reporter)
+    elif options.base in (None, AUTO) and len(data.train) <= search.SEARCH_UP_TO:
+        run, cache = _searched(options, data, home, reporter)
+        run.timings["prepare"] = prepared
+        _fit(run, cache, reporter)
     else:
+        features = features_for(options.features, len(data.train))
+        run = _new_run(options, data, _base(_named_base(options), home), features)
+        run.timings["prepare"] = prepared
+        run.choice = (search.skipped_record(DEFAULT_BASE, features, len(data.train)) if options.base in (None, AUTO)
+                      else search.explicit_record(run.base.spec.name, features))
         _fit(run, _embed(run, home, reporter), reporter)
     t0 = time.perf_counter()
     reporter.stage("writing the version")

@@ -112,6 +112,7 @@ def manifest(run: Run, files: dict[str, str]) -> dict:
         "command": list(o.command),
         "wanwu": __version__,
         "base": {"model": run.base.spec.name, "weights_sha256": run.base.weights_sha256},
+        "base_choice": run.choice,
         "preprocessing": {**dataclasses.asdict(run.preprocessing), "crop": o.crop},
         "head": _head(run, files),
         "classes": [

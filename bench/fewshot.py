@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Few-shot `wanwu train`: 6 classes × 16 training images of cut-outs with transparency, held-out top-1 per base choice.
+
+    .venv/bin/python bench/fewshot.py [--draws 5] [--per-class 16] [--test-per-class 100] [--threads 2] [--json-out F]
+
+The proxy (issue 24's set of cut-out photos is not available here): Fashion-MNIST's first six classes (T-shirt,
+trouser, pullover, dress, coat, sandal). Its images *are* cut-outs: Zalando's product photos with the background
+removed, trimmed, made grey and negated. Each is written back as a cut-out with transparency: grey = 255 - pixel,
+alpha = the object's mask (pixel > 0, so the background is transparent), enlarged 4× (112 px, bicubic), RGBA PNG;
+wanwu composites it on white. Per draw (seeded picks of the training and the test images), in a fresh store
+shared by the draws: `wanwu train` with the default (`--base auto`), `--base efficientnet_lite0` (the default
+before: Lite0, pyramid features) and `--base efficientnet_lite2`, each then `wanwu eval` on the held-out images.
+Prints one row per draw and the mean, with the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a file: bench/ and tests/ are not installed, import them from this checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests import fashion  # noqa: E402
+
+from bench.train import wanwu  # noqa: E402
+
+CLASSES = 6
+SCALE = 4
+RUNS = {"default (auto)": [], "lite0 (default before)": ["--base", "efficientnet_lite0"],
+        "lite2": ["--base", "efficientnet_lite2"]}
+
+
+def cutout(pixels: np.ndarray):  # type: ignore[no-untyped-def]
+    """A Fashion-MNIST image (object bright on black) -> an RGBA cut-out: the object in grey, the background transparent."""
+    from PIL import Image
+
+    grey = Image.fromarray(255 - pixels, "L").convert("RGB")
+    alpha = Image.fromarray(np.where(pixels > 0, 255, 0).astype(np.uint8), "L")
+    size = (pixels.shape[1] * SCALE, pixels.shape[0] * SCALE)
+    rgba = grey.resize(size, Image.Resampling.BICUBIC)
+    rgba.putalpha(alpha.resize(size, Image.Resampling.BICUBIC))
+    return rgba
+
+
+def write(dst: Path, images: np.ndarray, labels: np.ndarray, indices: np.ndarray) -> None:
+    for i in indices:
+        folder = dst / fashion.CLASSES[labels[i]]
+        folder.mkdir(parents=True, exist_ok=True)
+        cutout(images[i]).save(folder / f"{i:05d}.png")
+
+
+def pick(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(CLASSES)]))
+
+
+def draw(home: Path, root: Path, seed: int, args: argparse.Namespace) -> dict:
+    train_images, train_labels = fashion.load("train")
+    test_images, test_labels = fashion.load("test")
+    write(root / f"train-{seed}", train_images, train_labels, pick(train_labels, args.per_class, seed))
+    write(root / f"test-{seed}", test_images, test_labels, pick(test_labels, args.test_per_class, seed))
+    row: dict = {"seed": seed}
+    for run, extra in RUNS.items():
+        name = f"d{seed}-{run.split()[0]}"
+        seconds, done = wanwu(home, "train", str(root / f"train-{seed}"), "--name", name, "--json",
+                              "--threads", str(args.threads), *extra)
+        summary = json.loads(done.stdout)
+        _, done = wanwu(home, "eval", "--json", "--model", summary["model"], "--threads", str(args.threads),
+                        str(root / f"test-{seed}"))
+        choice = summary.get("base_choice") or {}
+        row[run] = {"test_top1": json.loads(done.stdout)["top1"], "train_wall_s": round(seconds, 1),
+                    "chosen": choice.get("chosen"), "summary": choice.get("summary")}
+        print(f"  seed {seed} {run}: test top-1 {row[run]['test_top1']:.4f}, train {seconds:.1f} s; {choice.get('summary')}",
+              flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--per-class", type=int, default=16)
+    parser.add_argument("--test-per-class", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json-out", type=Path)
+    args = parser.parse_args()
+    if not fashion.available():
+        raise SystemExit("needs Fashion-MNIST: apt-get install dataset-fashion-mnist")
+    from wanwu.cpu import cpu_info
+
+    with tempfile.TemporaryDirectory(prefix="wanwu-fewshot-") as tmp:
+        rows = [draw(Path(tmp) / "home", Path(tmp), seed, args) for seed in range(args.draws)]
+    print(f"\n{CLASSES} classes × {args.per_class} training images (cut-outs), {CLASSES * args.test_per_class} held-out; "
+          f"CPU: {cpu_info().describe()}, --threads {args.threads}")
+    print("| draw | " + " | ".join(RUNS) + " | auto chose |")
+    print("|---|" + "---|" * (len(RUNS) + 1))
+    for row in rows:
+        chosen = row["default (auto)"]["chosen"] or {}
+        print(f"| {row['seed']} | " + " | ".join(f"{row[r]['test_top1']:.3f}" for r in RUNS)
+              + f" | {chosen.get('base')} {chosen.get('features')} |")
+    means = {r: float(np.mean([row[r]["test_top1"] for row in rows])) for r in RUNS}
+    print("| mean | " + " | ".join(f"**{means[r]:.3f}**" for r in RUNS) + " | |")
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"rows": rows, "means": means, "cpu": cpu_info().describe()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""``wanwu train``'s default ``--base auto`` with the real EfficientNet-Lite0 and Lite2: the base and features are
+chosen by cross-validation and recorded (version.json, --json, the report); an explicit --base skips the search;
+a large set skips it and says why; the chosen model is the head on the cached features it was chosen with."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import open_model
+from tests.shapes import write_shapes
+from wanwu.classifier import Classifier
+from wanwu.cli import main
+from wanwu.store import Layout
+from wanwu.trained.store import versions
+from wanwu.training import search
+from wanwu.training.embed import EmbeddingCache, cache_folder
+from wanwu.training.head import Head
+from wanwu.training.train import training_preprocessing
+
+pytestmark = pytest.mark.slow
+
+CACHED_ATOL = 1e-3  # stored graph vs the head on cached embeddings (measured ~1e-5, see test_train_features)
+TORCH_ATOL = 1e-3  # the torch reference (the base from its checkpoint + the head) vs ONNX Runtime
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("search-home")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_shapes(tmp_path_factory.mktemp("shapes") / "train", per_class=6)
+
+
+def _train(home: Path, data: Path, name: str, *extra: str) -> dict:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["--home", str(home), "train", str(data), "--name", name, "--augment", "none", "--json",
+                     "--threads", "2", *extra]) == 0
+    return json.loads(out.getvalue())
+
+
+@pytest.fixture(scope="module")
+def auto(home: Path, data: Path) -> dict:
+    return _train(home, data, "auto")
+
+
+def test_the_base_is_chosen_by_cross_validation_and_recorded(auto: dict, home: Path) -> None:
+    choice = auto["base_choice"]
+    assert choice["how"] == "cross-validation" and choice["folds"] == 5  # 6 images per class, 1 of them validates
+    scored = choice["candidates"]
+    assert [(c["base"], c["features"]) for c in scored] == [
+        (b, f) for b in search.CANDIDATE_BASES for f in search.CANDIDATE_FEATURES]
+    assert all(c["images"] == choice["images"] == 15 and 0 <= c["correct"] <= 15 for c in scored)
+    top = max(c["correct"] for c in scored)
+    first_best = next(c for c in scored if c["correct"] == top)  # a tie goes to the cheaper (listed first)
+    assert choice["chosen"] == {"base": first_best["base"], "features": first_best["features"]}
+    assert auto["base"]["model"] == first_best["base"] and auto["head"]["features"]["kind"] == first_best["features"]
+    for c in scored:
+        assert f"{c['base']} {c['features']}" in choice["summary"]
+    manifest = next(v.manifest for v in versions(home, "auto"))
+    assert manifest["base_choice"] == choice
+    report = (Layout(home).trained / "auto@1" / "report.html").read_text(encoding="utf-8")
+    assert "chosen by cross-validation" in report and f"CV {scored[-1]['base']} {scored[-1]['features']}" in report
+
+
+def test_an_explicit_base_skips_the_search(data: Path, tmp_path: Path) -> None:
+    summary = _train(tmp_path, data, "lite2", "--base", "efficientnet_lite2")
+    assert summary["base_choice"]["how"] == "--base" and summary["base_choice"]["candidates"] == []
+    assert summary["base"]["model"] == "efficientnet_lite2" and "bases" not in summary["extraction"]
+    assert [p.name.split("-")[0] for p in (tmp_path / "embeddings").iterdir()] == ["efficientnet_lite2"]
+
+
+def test_a_large_set_skips_the_search_and_says_why(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search, "SEARCH_UP_TO", 5)
+    summary = _train(tmp_path, data, "big")
+    assert summary["base_choice"]["how"] == "default" and "above 5" in summary["base_choice"]["summary"]
+    assert summary["base"]["model"] == "efficientnet_lite0"
+
+
+@pytest.mark.parametrize("base", search.CANDIDATE_BASES)
+def test_a_global_choice_is_the_head_on_the_first_columns_of_its_pyramid_features(home: Path, data: Path, base: str,
+                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The search reads global features as the first columns of the pyramid ones; the stored graph computes them with
+    the base's own pooling, on ONNX Runtime and in torch."""
+    monkeypatch.setattr(search, "CANDIDATE_BASES", (base,))
+    summary = _train(home, data, f"global-{base[-5:]}", "--features", "global")
+    assert summary["base_choice"]["chosen"] == {"base": base, "features": "global"}
+    ref = summary["model"]
+    with open(Layout(home).trained / ref / "images.tsv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    source = open_model(base, home)
+    cache = EmbeddingCache(cache_folder(home, source, training_preprocessing(source.spec.preprocessing, "full"), "pyramid"))
+    vectors = np.stack([cache.get(r["sha256"], "center")[:1280] for r in rows])
+    expected = Head(*open_model(ref, home).head(), 0, 0.0).logits(vectors)  # type: ignore[attr-defined]
+    onnx = Classifier.load(ref, engine="onnxruntime", home=home, threads=2)
+    pixels = np.stack([onnx.pixels(Path(r["path"])) for r in rows])
+    np.testing.assert_allclose(onnx.logits(pixels), expected, atol=CACHED_ATOL)
+    torch = Classifier.load(ref, engine="torch", home=home, threads=2)
+    np.testing.assert_allclose(torch.logits(pixels[:4]), expected[:4], atol=TORCH_ATOL)
