@@ -176,17 +176,19 @@ class Result(list):
     threshold; None: a model with no rule) and ``summary(lang)``."""
 
     def __init__(self, predictions: Sequence[Prediction], categories: Sequence[Category] = (),
-                 unknown: bool | None = None) -> None:
+                 unknown: bool | None = None, out_of_set: bool | None = None) -> None:
         super().__init__(predictions)
         self.categories = list(categories)
         self.unknown = unknown
+        self.out_of_set = out_of_set  # a trained version: like none of its training images (then ``unknown`` too)
 
     def summary(self, lang: str = "both") -> str:
         return summary(self.categories, self, lang, bool(self.unknown))
 
     def as_dict(self, lang: str = "both", digits: int | None = None) -> dict:
         """The JSON shape: ``summary``, ``unknown``, ``categories``, ``predictions``."""
-        return {"summary": self.summary(lang), "unknown": self.unknown,
+        evidence = {} if self.out_of_set is None else {"out_of_set": self.out_of_set}
+        return {"summary": self.summary(lang), "unknown": self.unknown, **evidence,
                 "categories": [c.as_dict(lang, digits) for c in self.categories],
                 "predictions": [p.as_dict(lang, digits) for p in self]}
 

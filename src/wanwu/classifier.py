@@ -25,6 +25,7 @@ from wanwu.models.registry import ModelSpec
 from wanwu.preprocess import ImageLimits, crop_pixels, preprocess_pixels, to_rgb
 from wanwu.ranking import Prediction, label, rank_probabilities, softmax
 from wanwu.sources import ModelSource
+from wanwu.trained.outofset import is_out_of_set
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -45,6 +46,9 @@ class Classifier:
         self.labels = source.labels
         # ImageNet's everyday categories and unknown rule; a trained model keeps its own classes and threshold
         self.has_categories = applies_to(self.labels, source.unknown_below)
+        # a trained version with out-of-set evidence returns it as one more column after its logits
+        self.out_of_set_below: float | None = getattr(source, "out_of_set_below", None)
+        self.width = self.spec.num_classes + (self.out_of_set_below is not None)
 
     @classmethod
     def from_loaded(cls, loaded: Loaded, limits: ImageLimits | None = None) -> Classifier:
@@ -92,6 +96,11 @@ class Classifier:
             return None
         return not predictions or predictions[0].score < threshold
 
+    def _out_of_set(self, outputs: np.ndarray) -> list[bool | None]:
+        if self.out_of_set_below is None or outputs.shape[1] == self.spec.num_classes:
+            return [None] * len(outputs)
+        return is_out_of_set(outputs[:, self.spec.num_classes], self.out_of_set_below)
+
     def preprocess(self, data: bytes, fast_decode: bool = False) -> np.ndarray:
         """Bytes -> the crop's uint8 pixels, the cheapest input every engine takes (see ``wanwu.engines``)."""
         return preprocess_pixels(data, self.spec.preprocessing, self.limits, fast_decode=fast_decode)
@@ -109,23 +118,32 @@ class Classifier:
             raise TypeError(f"cannot classify a {type(image).__name__}: {ACCEPTED}")
         return crop_pixels(to_rgb(image), self.spec.preprocessing, resize_crop_only=fast_decode)
 
-    def logits(self, batch: np.ndarray, engine: Engine | None = None) -> np.ndarray:
-        """Logits of a batch of pixels; ``engine``: one of this engine's replicas (another worker's)."""
+    def outputs(self, batch: np.ndarray, engine: Engine | None = None) -> np.ndarray:
+        """What the engine returns for a batch of pixels: the logits, then (a trained version with out-of-set
+        evidence) the similarity to its training images; ``engine``: one of this engine's replicas."""
         out = (engine or self.engine).run(batch)
-        if out.shape != (batch.shape[0], self.spec.num_classes):
+        if out.shape != (batch.shape[0], self.width):
             raise RuntimeError(f"engine returned shape {out.shape} for a batch of {batch.shape[0]}")
         return out
 
-    def predict_arrays(self, batch: np.ndarray, top_k: int = 5, min_score: float = 0.0) -> list[Result]:
-        return self.results(self.logits(batch), top_k, min_score)
+    def logits(self, batch: np.ndarray, engine: Engine | None = None) -> np.ndarray:
+        """The class logits of a batch of pixels (``outputs`` without the evidence column)."""
+        return self.outputs(batch, engine)[:, : self.spec.num_classes]
 
-    def results(self, logits: np.ndarray, top_k: int = 5, min_score: float = 0.0) -> list[Result]:
-        """``(N, classes)`` logits -> per image, a ``Result``: the top classes, and the categories and ``unknown``
-        computed from all the probabilities (a trained model: no categories, its own ``unknown`` rule)."""
-        probs = softmax(logits)
+    def predict_arrays(self, batch: np.ndarray, top_k: int = 5, min_score: float = 0.0) -> list[Result]:
+        return self.results(self.outputs(batch), top_k, min_score)
+
+    def results(self, outputs: np.ndarray, top_k: int = 5, min_score: float = 0.0) -> list[Result]:
+        """``outputs`` (or bare logits) -> per image, a ``Result``: the top classes, and the categories and
+        ``unknown`` computed from all the probabilities (a trained model: no categories, its own ``unknown`` rule,
+        and out of set where its evidence column says the image is like none of its training images)."""
+        classes = self.spec.num_classes
+        probs = softmax(outputs[:, :classes])
         predictions = [label(ranked, self.labels, min_score) for ranked in rank_probabilities(probs, top_k)]
         if not self.has_categories:
-            return [Result(p, (), self.unknown(p)) for p in predictions]
+            outside = self._out_of_set(outputs)
+            return [Result(p, (), self.unknown(p) or bool(o), out_of_set=o) for p, o in zip(predictions, outside,
+                                                                                            strict=True)]
         return [Result(p, c, u) for p, c, u in zip(predictions, categorize_batch(probs), unknown_batch(probs), strict=True)]
 
     @overload

@@ -64,7 +64,8 @@ def test_the_version_holds_everything_it_needs(trained: dict, home: Path, data: 
         assert sha256_file(path / name) == digest
     assert set(trained["files"]) == {"model.onnx", "head.npz", "images.tsv", "report.html", "in_set.npz"}
     out_of_set = trained["out_of_set"]  # the base's evidence that an image is like the training images at all
-    assert -1 < out_of_set["threshold"] < 1 and out_of_set["held_out_images"] == trained["data"]["val_images"]
+    assert -1 < out_of_set["threshold"] < 1  # every labelled image scored leave-one-out (the stored head saw them all)
+    assert out_of_set["held_out_images"] == trained["data"]["train_images"] + trained["data"]["val_images"]
     assert [c["folder"] for c in trained["classes"]] == sorted(SHAPES)
     assert [(c["label"], c["label_zh"]) for c in trained["classes"]] == [
         ("blue square", "蓝色方块"), ("green triangle", "绿色三角"), ("红色圆形", "红色圆形")]
@@ -93,12 +94,13 @@ def test_predict_speaks_the_same_json_contract(trained: dict, home: Path, test_s
     records = _run_json(capsys, ["--home", str(home), "predict", "--json", "--model", "shapes@1", "--top-k", "2", *map(str, files)])
     right = 0
     for path, record in zip(files, records, strict=True):
-        assert set(record) == {"path", "model", "weights_sha256", "summary", "predictions", "unknown", "categories"}
+        assert set(record) == {"path", "model", "weights_sha256", "summary", "predictions", "unknown", "out_of_set",
+                               "categories"}
         assert record["categories"] == []  # a trained model keeps its own classes
         assert record["model"] == "shapes@1" and record["weights_sha256"] == trained["files"]["head.npz"]
         top = record["predictions"][0]
         assert set(top) == {"index", "label", "label_zh", "score"} and isinstance(record["unknown"], bool)
-        assert record["unknown"] == (top["score"] < trained["unknown"]["threshold"])
+        assert record["unknown"] == (top["score"] < trained["unknown"]["threshold"] or record["out_of_set"])
         right += trained["classes"][top["index"]]["folder"] == path.parent.name
     assert right >= len(files) - 1
 
@@ -118,6 +120,29 @@ def test_every_engine_runs_the_trained_model_like_features_plus_head(trained: di
     expected = Head(weight, bias, 0, 0.0).logits(features)
     for engine, out in logits.items():
         np.testing.assert_allclose(out, expected, atol=1e-3, err_msg=engine)
+
+
+def test_a_photo_like_no_training_image_is_out_of_set_on_every_engine(trained: dict, home: Path, test_set: Path,
+                                                                     photos_dir: Path) -> None:
+    """A dog on a shapes model scores some shape highly (the head's softmax sums to 1 over its own classes); the
+    graph's extra column, the similarity to the nearest training image, says it is like none of them."""
+    shapes, photos = sorted(test_set.rglob("*.png")), sorted(photos_dir.glob("*.jpg"))
+    evidence = open_model("shapes@1", home).in_set_evidence()  # type: ignore[attr-defined]
+    features_source = feature_source(open_model("efficientnet_lite0", home), trained["head"]["features"]["kind"])
+    width = evidence.mean.shape[0]
+    similarity = {}
+    for engine in ("torch", "onnxruntime", "openvino"):
+        classifier = Classifier.load("shapes@1", engine=engine, home=home, threads=2)
+        pixels = np.stack([classifier.pixels(f) for f in shapes + photos])
+        outputs = classifier.outputs(pixels)
+        assert outputs.shape == (len(pixels), len(trained["classes"]) + 1)
+        similarity[engine] = outputs[:, -1]
+        results = classifier.results(outputs)
+        assert [r.out_of_set for r in results[len(shapes):]] == [True] * len(photos), engine
+        assert all(r.unknown for r in results[len(shapes):]), engine
+        assert sum(r.out_of_set for r in results[: len(shapes)]) <= len(shapes) // 4, engine  # keeps ~95 % of in-set
+        features = create_engine("onnxruntime", features_source, threads=2).run(pixels)[:, :width]
+        np.testing.assert_allclose(similarity[engine], evidence.similarity(features), atol=2e-3, err_msg=engine)
 
 
 def test_eval_on_an_imagefolder(trained: dict, home: Path, test_set: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -191,5 +216,6 @@ def test_one_class_is_a_clear_error(home: Path, tmp_path: Path, capsys) -> None:
 def test_quantize_keeps_a_trained_graphs_batch_and_its_head_in_fp32(trained: dict, home: Path) -> None:
     """`wanwu quantize` folds constants at batch 1: the head's input must stay batch-dynamic (it collapsed once)."""
     _, shape, kept = int8_view("shapes@1", home)
-    assert shape == (4, 3)
+    assert shape == (4, 3 + 1)  # 3 classes, then the out-of-set evidence (graph.with_in_set)
     assert "/_fc/Gemm/WithoutBiases" in kept and "/_conv_stem/Conv/WithoutBiases" in kept  # the head, and the base's
+    assert "in_set/cosines" in kept  # the similarity that decides out-of-set stays exact

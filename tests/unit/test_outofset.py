@@ -43,13 +43,21 @@ def test_references_are_capped_and_round_trip(tmp_path: Path) -> None:
     assert (evidence.similarity(train[:5]) > 0.99).sum() <= 5  # a reference is its own nearest neighbour
 
 
-def test_the_stored_evidence_covers_more_images_than_the_calibration() -> None:
+def test_the_threshold_scores_each_labelled_image_against_the_others() -> None:
+    """Leave one image out: an image's own views are not its neighbours, so the threshold is what a new in-set
+    photo meets; with 3 views per image, a photo of no class's pattern falls below it."""
     rng = np.random.default_rng(2)
-    train, val = _clusters(rng, 10)[0], _clusters(rng, 5)[0]
-    stored, calibration = measure(train, val, np.concatenate([train, val]))
-    assert calibration is not None and len(stored.references) == len(train) + len(val)
-    assert stored.similarity(val).min() > 0.99  # the validation images are references of the stored evidence
-    assert measure(train, None, train)[1] is None  # no validation images: no threshold
+    images, _ = _clusters(rng, 20)
+    views = np.repeat(images, 3, axis=0) + rng.normal(scale=0.05, size=(len(images) * 3, 64)).astype(np.float32)
+    stored, calibration = measure(views, 3)
+    assert calibration is not None and calibration["held_out_images"] == 60 and len(stored.references) == 180
+    assert stored.similarity(images).min() > 0.99  # a stored image is its own reference ...
+    assert calibration["threshold"] < 0.99  # ... but not when it is scored: its own views are left out
+    fresh, _ = _clusters(rng, 20)
+    other = np.abs(rng.normal(size=(40, 64)) * 3).astype(np.float32)
+    assert np.mean(is_out_of_set(stored.similarity(fresh), calibration["threshold"])) <= 0.15
+    assert np.mean(is_out_of_set(stored.similarity(other), calibration["threshold"])) > 0.9
+    assert measure(views[:6], 3)[1] is None  # two images: no threshold
 
 
 def test_the_global_embedding_is_the_head_of_a_pyramid_vector() -> None:

@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         kept = [p for p in preds if p.score >= args.min_score]  # unknown and categories come from all of them
         if args.json:
-            print_json({**record, "summary": preds.summary(args.lang), "unknown": preds.unknown,
+            evidence = {} if preds.out_of_set is None else {"out_of_set": preds.out_of_set}
+            print_json({**record, "summary": preds.summary(args.lang), "unknown": preds.unknown, **evidence,
                         "categories": [c.as_dict() for c in preds.categories], "predictions": [p.as_dict() for p in kept]})
         else:
             _print_table(classifier, path, preds, kept, args.lang)
@@ -80,5 +81,8 @@ def _print_table(classifier, path: Path, result, kept: list, lang: str) -> None:
         table.add_row(str(rank), _label(pred, lang), f"{pred.score:.1%}")
     out.print(table)
     threshold = classifier.source.unknown_below
-    if result.unknown and threshold is not None:
+    if result.out_of_set:
+        out.print("[yellow]unknown: this image is like none of the model's training images (out of set)[/yellow]",
+                  soft_wrap=True)
+    elif result.unknown and threshold is not None:
         out.print(f"[yellow]unknown: the top score is below this model's threshold ({threshold:.3f})[/yellow]", soft_wrap=True)

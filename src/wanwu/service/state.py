@@ -110,7 +110,7 @@ class ServiceState:
         assert self._shared is not None
         classifier.limits = s.image_limits()
         engines = [classifier.engine, *(classifier.engine.replica() for _ in range(s.inference_workers - 1))]
-        runners = [partial(classifier.logits, engine=engine) for engine in engines]
+        runners = [partial(classifier.outputs, engine=engine) for engine in engines]
         size = classifier.spec.preprocessing.crop_size
         pixels = lambda n: np.zeros((n, size, size, 3), np.uint8)  # noqa: E731 - pixels, as the pipeline sends
         # OpenVINO builds and keeps kernels and buffers per input shape (~3.5 MB each for

@@ -53,8 +53,9 @@ def predict_pixels(classifier: Classifier, pixels: np.ndarray, options: RankOpti
 def _predict(classifier: Classifier, pixels: np.ndarray, options: RankOptions,
              engine: Engine | None = None) -> tuple[list[dict], np.ndarray]:
     """``predict_pixels``'s entries and, from the same logits, the images' embeddings (``vectors.embed``)."""
-    logits = classifier.logits(pixels, engine)
-    return [_entries(r) for r in classifier.results(logits, options.top_k, options.min_score)], embed(logits)
+    outputs = classifier.outputs(pixels, engine)
+    results = classifier.results(outputs, options.top_k, options.min_score)
+    return [_entries(r) for r in results], embed(outputs[:, : classifier.spec.num_classes])
 
 
 def _entries(result: Result) -> dict:

@@ -24,15 +24,20 @@ from wanwu.store import atomic_file
 if TYPE_CHECKING:
     import onnx
 
+    from wanwu.trained.outofset import InSetEvidence
+
 FEATURES_OUTPUT = "features"
 PYRAMID_GRID = 3  # cells per side; the torch twin is ``wanwu.models.pyramid.GRID``
+PYRAMID_GLOBAL = "features/map0/global_flat"  # the pyramid's first part: the last map's global average
+IN_SET = "in_set"  # the out-of-set evidence's nodes and tensors
 MAPS_KEY = "wanwu.pyramid_maps"  # metadata of a pyramid features model: the two maps it pools (JSON list)
 
 
 def _final_gemm(model: onnx.ModelProto) -> tuple[int, onnx.NodeProto]:
     (output,) = model.graph.output
+    names = {output.name, f"{IN_SET}/logits"}  # a trained graph's logits, before its out-of-set column (with_in_set)
     for i, node in enumerate(model.graph.node):
-        if output.name in node.output:
+        if names & set(node.output):
             if node.op_type != "Gemm":
                 break
             return i, node
@@ -199,10 +204,11 @@ def flatten_head_input(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def with_head(base: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray, transform: str | None = None,
-              maps: list[dict] | None = None) -> onnx.ModelProto:
+              maps: list[dict] | None = None, in_set: InSetEvidence | None = None) -> onnx.ModelProto:
     """The base with its final layer replaced: ``weight`` ``(classes, D)``, ``bias`` ``(classes,)``,
     applied after ``transform`` (``signed_sqrt`` or None) to the base's embedding, or (``maps``, from
-    ``feature_maps``) to the pyramid features of those maps. The final Gemm keeps its name."""
+    ``feature_maps``) to the pyramid features of those maps. The final Gemm keeps its name. ``in_set``: one more
+    output column, the embedding's similarity to the nearest training image (``with_in_set``)."""
     import onnx
     import onnx.numpy_helper
 
@@ -225,13 +231,42 @@ def with_head(base: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray, trans
         gemm.input[0] = features
     else:
         _flatten_input(model, gemm)
+    embedding = PYRAMID_GLOBAL if maps else gemm.input[0]  # the base's global embedding, before the transform
     if transform == "signed_sqrt":
         nodes += _signed_sqrt_nodes(gemm)
     _insert(model, index, nodes)  # last: it rebuilds the node list (``gemm`` is stale after)
     if maps:
         _prune(model)  # the base's own pooling and the Reshape that fed the final layer
+    if in_set is not None:
+        with_in_set(model, embedding, in_set)
     onnx.checker.check_model(model)
     return model
+
+
+def with_in_set(model: onnx.ModelProto, embedding: str, in_set: InSetEvidence) -> None:
+    """The graph's output gets one more column: the cosine similarity of ``embedding``, centred on the training
+    mean, to the nearest stored training embedding (``wanwu.trained.outofset``), so every engine returns the
+    out-of-set evidence with the logits in one array, at ~M·D multiply-adds per image (M <= 2,048 references)."""
+    import onnx
+    import onnx.numpy_helper
+
+    make, output = onnx.helper.make_node, model.graph.output[0]
+    last = next(n for n in model.graph.node if output.name in n.output)
+    last.output[list(last.output).index(output.name)] = f"{IN_SET}/logits"
+    model.graph.initializer.extend([
+        onnx.numpy_helper.from_array(in_set.mean.astype(np.float32), f"{IN_SET}/mean"),
+        onnx.numpy_helper.from_array(np.ascontiguousarray(in_set.references.T, np.float32), f"{IN_SET}/references"),
+    ])
+    steps = [("Sub", [embedding, f"{IN_SET}/mean"], "centred", {}),
+             ("LpNormalization", [f"{IN_SET}/centred"], "unit", {"axis": 1, "p": 2}),
+             ("MatMul", [f"{IN_SET}/unit", f"{IN_SET}/references"], "cosines", {}),
+             ("ReduceMax", [f"{IN_SET}/cosines"], "similarity", {"axes": [1], "keepdims": 1}),
+             ("Concat", [f"{IN_SET}/logits", f"{IN_SET}/similarity"], None, {"axis": 1})]
+    for op, inputs, name, attributes in steps:
+        out = f"{IN_SET}/{name}" if name else output.name
+        model.graph.node.append(make(op, inputs, [out], name=f"{IN_SET}/{name or 'output'}", **attributes))
+    dim = output.type.tensor_type.shape.dim[-1]
+    dim.dim_value += 1
 
 
 def save_model(model: onnx.ModelProto, path: Path) -> None:

@@ -137,7 +137,8 @@ class TrainedSource(ModelSource):
         if gemm is None:
             return ()
         sqrt = head.get("transform") == "signed_sqrt"
-        return (f"{gemm}/WithoutBiases", *(f"head/{op}" for op in ("abs", "sqrt", "sign", "signed_sqrt") if sqrt))
+        evidence = ("in_set/cosines",) if self.out_of_set_below is not None else ()  # graph.with_in_set's MatMul
+        return (f"{gemm}/WithoutBiases", *(f"head/{op}" for op in ("abs", "sqrt", "sign", "signed_sqrt") if sqrt), *evidence)
 
     @property
     def unknown_below(self) -> float | None:
@@ -194,8 +195,16 @@ class TrainedSource(ModelSource):
         if self.features == "pyramid":
             from wanwu.models.pyramid import PyramidFeatures
 
-            return torch.nn.Sequential(PyramidFeatures(model), _signed_sqrt_module(), layer).eval()
-        return _replace_last_linear(model, torch.nn.Sequential(_signed_sqrt_module(), layer)).eval()
+            features = PyramidFeatures(model)
+        else:
+            features = _replace_last_linear(model, torch.nn.Identity())
+        head = torch.nn.Sequential(_signed_sqrt_module(), layer)
+        evidence = self.in_set_evidence()
+        if evidence is None:
+            return torch.nn.Sequential(features, head).eval()
+        from wanwu.trained.outofset import with_similarity
+
+        return with_similarity(features, head, evidence).eval()  # the ONNX graph's extra column (graph.with_in_set)
 
 
 def _signed_sqrt_module():  # type: ignore[no-untyped-def]

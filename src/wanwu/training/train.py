@@ -146,9 +146,9 @@ def _in_set(run: Run, cache: Vectors) -> None:
     def part(samples: list[Sample], views: tuple[str, ...]) -> np.ndarray:
         return global_part(_matrix(samples, views, cache)[0], run.features, width)
 
-    held_out = part(run.data.val, ("center",)) if run.data.val else None
     stored = run.data.train + run.data.val if run.refitted else run.data.train
-    run.in_set, run.out_of_set = measure(part(run.data.train, run.views), held_out, part(stored, run.views), run.options.seed)
+    assert run.views[0] == "center"  # measure scores each image's plain view
+    run.in_set, run.out_of_set = measure(part(stored, run.views), len(run.views), run.options.seed)
 
 
 def _named_base(options: TrainOptions) -> str:

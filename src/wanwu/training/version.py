@@ -50,7 +50,9 @@ def _write_model(folder: Path, run: Run) -> str:
         return sha256_file(folder / ONNX_FILE)
     assert run.head is not None
     maps = pyramid_maps(run.base) if run.features == "pyramid" else None
-    onnx_model = graph.with_head(graph.load_model(run.base.onnx_path()), run.head.weight, run.head.bias, TRANSFORM, maps)
+    in_set = run.in_set if run.out_of_set else None  # the evidence column only where there is a threshold to read it
+    onnx_model = graph.with_head(graph.load_model(run.base.onnx_path()), run.head.weight, run.head.bias, TRANSFORM, maps,
+                                 in_set)
     run.feature_maps = maps
     run.head_node = graph.head_node(onnx_model)
     graph.save_model(onnx_model, folder / ONNX_FILE)
