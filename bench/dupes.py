@@ -75,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = [run(n) for n in args.sizes]
     print(f"wanwu dupes on {cpu_info().describe()}")
-    print("| images | pHash buckets | candidates | cosine search | pairs ≥ 0.6 | find_dupes (all tiers) | near found | exact found |")
+    print(f"| images | pHash buckets | candidates | cosine search | pairs ≥ {SIMILAR_COS} | find_dupes (all tiers) | near found | exact found |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(f"| {r['images']:,} | {r['hash_pairs_s']} s | {r['hash_candidates']:,} | {r['cosine_s']} s | {r['cosine_pairs']:,} "

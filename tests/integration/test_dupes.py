@@ -96,3 +96,28 @@ def test_similar_finds_the_original_of_an_unseen_edit(tagged: Path, labelled, sh
     proc = wanwu(shared_home, "similar", str(tagged), str(lib / "kite" / "kite.jpg"), "--top", "2")
     assert proc.returncode == 0 and all("kite/" in line for line in proc.stdout.splitlines())
     assert "kite/kite.jpg" not in proc.stdout and "copy-kite" not in proc.stdout  # the query itself is left out
+
+
+def test_a_plain_rerun_fills_the_vectors_of_records_tagged_before_the_sidecar(photos_dir: Path, shared_home: Path,
+                                                                               tmp_path: Path) -> None:
+    lib, out = tmp_path / "lib", tmp_path / "tags.jsonl"
+    lib.mkdir()
+    for path in sorted(photos_dir.glob("*.jpg"))[:4]:
+        shutil.copy(path, lib / path.name)
+    shutil.copy(lib / "dog.jpg", lib / "dog-copy.jpg")  # identical content: one row, one decode
+    assert wanwu(shared_home, "tag", str(lib), "--out", str(out), "--engine", "onnxruntime").returncode == 0
+    records, rows = out.read_bytes(), read_vectors(sidecar(out))
+    sidecar(out).unlink()  # as a library tagged before the sidecar existed
+    proc = wanwu(shared_home, "tag", str(lib), "--out", str(out), "--engine", "onnxruntime", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert (summary["vectors_filled"], summary["skipped"], summary["tagged"]) == (4, 5, 0)
+    assert out.read_bytes() == records
+    filled = read_vectors(sidecar(out))
+    assert sorted(filled.sha256) == sorted(rows.sha256) and len(filled.sha256) == 4
+    for sha in rows.sha256:  # the same model on the same bytes: the same rows
+        a, b = rows.index()[sha], filled.index()[sha]
+        assert rows.phash[a] == filled.phash[b]
+        assert float(rows.vectors[a].astype("float32") @ filled.vectors[b].astype("float32")) > 0.99
+    proc = wanwu(shared_home, "tag", str(lib), "--out", str(out), "--engine", "onnxruntime", "--json")
+    assert json.loads(proc.stdout)["vectors_filled"] == 0

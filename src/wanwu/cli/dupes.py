@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     library = load_library(tags_files(args))
     if missing := library.missing_vectors:
         err_line(f"wanwu: {missing:,} images have no embedding (tagged by an older wanwu, or the sidecar is gone): "
-                 "they are only in exact groups; `wanwu tag ... --force` computes them", style="yellow")
+                 "they are only in exact groups; running the same `wanwu tag` again fills them (records kept)", style="yellow")
     groups = find_dupes(library, Thresholds(args.near_bits, args.near_cos, args.similar_cos), tuple(args.tier or TIERS))
     for group in groups:
         if args.json:

@@ -25,7 +25,7 @@ from wanwu.tagging.phash import hamming
 
 NEAR_BITS = 22  # of 64: a light crop moves the model's crop, and its pHash, by up to ~22 bits
 NEAR_COS = 0.75  # edited copies measured >= 0.83; different photos <= 0.55
-SIMILAR_COS = 0.60
+SIMILAR_COS = 0.65  # second shots of one scene: 90 % of pairs grouped, no other photo (docs/tagging.md)
 TIERS = ("exact", "near", "similar")
 BANDS = 4
 MAX_BUCKET = 256  # a band value shared by more hashes (flat, blank images) is left to the cosine search

@@ -35,6 +35,7 @@ class TagSummary:
     failed: int = 0
     decoded: int = 0
     replaced: int = 0  # older records of re-tagged images (failed or changed), dropped at the end
+    vectors_filled: int = 0  # already tagged, but missing from the vectors sidecar: decoded again for it only
     elapsed_s: float = 0.0
     cpu_s: float = 0.0  # CPU time of the run (this process and its decode workers), for core-ms per image
     errors: Counter = field(default_factory=Counter)  # code -> images
@@ -54,6 +55,8 @@ class TagSummary:
                                               if self.errors else "")
         parts = [f"tagged {self.tagged:,}", f"reused {self.reused:,} (identical files)",
                  f"skipped {self.skipped:,} (already tagged)", failed]
+        if self.vectors_filled:
+            parts.append(f"vectors filled {self.vectors_filled:,} (records kept)")
         torn = f" (cut a half-written last line left by a killed run: {self.torn_bytes} bytes)" if self.torn_bytes else ""
         sidecars = (f" · XMP sidecars: written {self.sidecars['written']:,}, unchanged {self.sidecars['unchanged']:,}, "
                     f"left alone {len(self.sidecars['problems']):,}") if self.sidecars else ""
@@ -129,6 +132,11 @@ class Ledger:
                     waiting += [(w, record) for w in self._claims.pop(item.sha256)]
         records += [self._copy(w, r) for w, r in waiting]
         self.write(records, reused=len(waiting))
+
+    def filled(self, count: int) -> None:
+        """``count`` already-tagged images got their missing sidecar rows (their records stay as they are)."""
+        with self._lock:
+            self.summary.vectors_filled += count
 
     def orphans(self) -> None:
         """Files that waited on content that changed on disk between hashing and decoding."""

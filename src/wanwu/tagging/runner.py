@@ -28,6 +28,8 @@ class LocalRun:
         self.decode_in_threads = decode_in_threads
         self._pending: list[Loaded] = []
         self.vectors: VectorFile | None = None  # the embeddings' sidecar (api.tag sets it)
+        self._fill: set[str] = set()  # paths decoded again only for a vector their record's content lacks
+        self._filling: set[str] = set()  # their hashes (identical files: one decode)
 
     def run(self, files: list[Found]) -> TagSummary:
         started, cpu = time.perf_counter(), cpu_s()
@@ -60,10 +62,13 @@ class LocalRun:
 
     def _take(self, decode: DecodeStage, infer: InferStage) -> None:
         task, item = decode.next()
+        if item.error is not None and item.rel in self._fill:
+            return  # decoded again only for its vector, and now unreadable: its record stays, still without one
         if item.error is not None:
             self.ledger.settle([(item, record_for(self.ledger.info, item))])
         elif item.known:
             self.ledger.known(item)
+            self._backfill(decode, task, item)
         elif not item.decoded:
             if self.ledger.claim(item):
                 decode.submit(Task(task.path, task.rel, task.size))
@@ -73,8 +78,19 @@ class LocalRun:
                 infer.put(self._pending)
                 self._pending = []
 
+    def _backfill(self, decode: DecodeStage, task: Task, item: Loaded) -> None:
+        """A file tagged before the sidecar existed (or after it was deleted): decode it again for its vector."""
+        sha = item.sha256
+        if self.vectors is None or sha is None or sha in self.vectors.known or sha in self._filling:
+            return
+        self._filling.add(sha)
+        self._fill.add(item.rel)
+        decode.submit(Task(task.path, task.rel, task.size))
+
     def _infer(self, batch: list[Loaded], engine: object) -> None:
         records = tag_batch(self.classifier, batch, self.ledger.info, self.rank, engine)  # type: ignore[arg-type]
         if self.vectors is not None:
             self.vectors.add_items(batch)  # durable before the batch's records are queued
-        self.ledger.settle(list(zip(batch, records, strict=True)), decoded=len(batch))
+        tagged = [(item, record) for item, record in zip(batch, records, strict=True) if item.rel not in self._fill]
+        self.ledger.settle(tagged, decoded=len(batch))
+        self.ledger.filled(len(batch) - len(tagged))
