@@ -39,9 +39,12 @@ print('alive nodes', sum(n['Alive'] for n in ray.nodes()))"
 
 
 def _namespace() -> list[str]:
+    """A private network and PID namespace: ``ray stop --force`` and ``pgrep`` see only this cluster's processes
+    (outside one, ``ray stop`` kills every Ray process on the machine), and they all end with the script."""
     if not shutil.which("unshare") or not shutil.which("ip"):
         missing("needs unshare and ip (util-linux, iproute2) for a private network namespace")
-    return ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]  # -r: root in a user namespace
+    private = ["--net", "--pid", "--fork", "--mount-proc"]
+    return ["unshare", *private] if os.geteuid() == 0 else ["unshare", "--map-root-user", *private]
 
 
 def _same(local: dict, ray: dict) -> bool:
@@ -79,8 +82,10 @@ def test_a_two_node_ray_cluster_writes_the_local_records(photos_dir: Path, share
 
 
 def test_tagger_is_a_map_batches_ready_callable(photos_dir: Path, shared_home: Path, tmp_path: Path) -> None:
-    """Called as Ray Data would call it on ``read_binary_files(include_paths=True)`` batches (no cluster needed)."""
+    """Called as Ray Data would call it on ``read_binary_files(include_paths=True)`` batches (no cluster needed,
+    and none started: asking Ray for the runtime context outside one starts a local cluster)."""
     import numpy as np
+    import ray
 
     from wanwu.tagging.api import TagOptions, tag
     from wanwu.tagging.on_ray import Tagger
@@ -90,6 +95,7 @@ def test_tagger_is_a_map_batches_ready_callable(photos_dir: Path, shared_home: P
     batch = {"bytes": np.array([f.read_bytes() for f in files] + [b"not an image"], dtype=object),
              "path": np.array([str(f) for f in files] + ["/x/notes.jpg"], dtype=object)}
     out = tagger(batch)
+    assert not ray.is_initialized()
     assert set(out) == {"path", "record", "label", "score", "known", "phash", "vector", "has_vector"} and len(out["record"]) == 4
     records = [json.loads(r) for r in out["record"]]
     assert records[3]["error"]["code"] == "unsupported_media_type" and out["label"][3] == ""

@@ -141,8 +141,10 @@ def _assigned_cpus() -> int:
     try:
         import ray
 
+        if not ray.is_initialized():  # a plain call: asking for the runtime context would start a local Ray
+            return 1
         return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
-    except Exception:  # noqa: BLE001 - outside an actor (a plain call): one thread
+    except Exception:  # noqa: BLE001 - outside an actor (the driver): one thread
         return 1
 
 
