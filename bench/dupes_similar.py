@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ if __package__ in (None, ""):
 
 from tests import dupes_scenes  # noqa: E402
 from tests.conftest import PHOTOS, SAMPLES  # noqa: E402
+from tests.dupes_set import add_distractors  # noqa: E402
 from tests.integration.test_dupes_scenes import _is_dog, _pairs  # noqa: E402
 
 from wanwu.cpu import cpu_info  # noqa: E402
@@ -36,12 +36,7 @@ def _wanwu(home: Path, *args: str) -> str:
 
 
 def _labelled(lib: Path) -> dict[str, str]:
-    labels = dupes_scenes.build(PHOTOS, lib)
-    (lib / "imagenet").mkdir()
-    for path in sorted(SAMPLES.glob("*.JPEG")):
-        shutil.copy(path, lib / "imagenet" / path.name)
-        labels[f"imagenet/{path.name}"] = path.name
-    return labels
+    return add_distractors(SAMPLES, lib, dupes_scenes.build(PHOTOS, lib))
 
 
 def measure(home: Path, tags: Path, labels: dict[str, str], threshold: float) -> dict:

@@ -77,6 +77,15 @@ def build(photos_dir: Path, out: Path, exact_copy: bool = True) -> dict[str, str
     return groups
 
 
+def add_distractors(samples_dir: Path, lib: Path, labels: dict[str, str]) -> dict[str, str]:
+    """The ImageNet samples under ``lib/imagenet``, each its own group: different photos (two dogs among them)."""
+    (lib / "imagenet").mkdir()
+    for path in sorted(samples_dir.glob("*.JPEG")):
+        shutil.copy(path, lib / "imagenet" / path.name)
+        labels[f"imagenet/{path.name}"] = path.name
+    return labels
+
+
 def true_pairs(groups: dict[str, str]) -> set[frozenset[str]]:
     paths = sorted(groups)
     return {frozenset((a, b)) for i, a in enumerate(paths) for b in paths[i + 1:] if groups[a] == groups[b]}

@@ -25,11 +25,7 @@ DOGS = ("n02085620", "n02113978")  # WordNet: the dog classes of ImageNet-1k, by
 @pytest.fixture(scope="module")
 def labelled(photos_dir: Path, samples_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     lib = tmp_path_factory.mktemp("dupes-lib")
-    groups = dupes_set.build(photos_dir, lib)
-    (lib / "imagenet").mkdir()
-    for path in sorted(samples_dir.glob("*.JPEG")):
-        shutil.copy(path, lib / "imagenet" / path.name)
-        groups[f"imagenet/{path.name}"] = path.name
+    groups = dupes_set.add_distractors(samples_dir, lib, dupes_set.build(photos_dir, lib))
     return lib, groups
 
 

@@ -9,13 +9,13 @@ The floors sit under the measurement in docs/tagging.md (recall 90.5 %, precisio
 from __future__ import annotations
 
 import json
-import shutil
 from itertools import combinations
 from pathlib import Path
 
 import pytest
 
 from tests import dupes_scenes
+from tests.dupes_set import add_distractors
 from tests.integration.test_dupes import DOGS
 from tests.integration.test_tag import wanwu
 
@@ -33,11 +33,7 @@ def _is_dog(path: str) -> bool:
 @pytest.fixture(scope="module")
 def scenes(photos_dir: Path, samples_dir: Path, shared_home: Path, tmp_path_factory: pytest.TempPathFactory):
     lib = tmp_path_factory.mktemp("scenes-lib")
-    labels = dupes_scenes.build(photos_dir, lib)
-    (lib / "imagenet").mkdir()
-    for path in sorted(samples_dir.glob("*.JPEG")):
-        shutil.copy(path, lib / "imagenet" / path.name)
-        labels[f"imagenet/{path.name}"] = path.name
+    labels = add_distractors(samples_dir, lib, dupes_scenes.build(photos_dir, lib))
     out = tmp_path_factory.mktemp("scenes-tags") / "tags.jsonl"
     proc = wanwu(shared_home, "tag", str(lib), "--out", str(out), "--engine", "onnxruntime")
     assert proc.returncode == 0, proc.stderr

@@ -22,7 +22,7 @@ from tests.unit.test_tagging import photo, read_jsonl
 
 pytestmark = pytest.mark.slow
 
-CLUSTER = """
+CLUSTER_UP = """
 set -e
 ip link set lo up
 export RAY_AUTH_MODE=disabled  # nothing outside this namespace can reach it
@@ -32,6 +32,9 @@ trap '"$RAY" stop --force > /dev/null 2>&1; rm -rf "$RAY_TMPDIR"' EXIT
 "$RAY" start --head --node-ip-address 127.0.0.1 --port 6390 --num-cpus 2 --include-dashboard false \
     --disable-usage-stats > "$WORK/head.log" 2>&1
 "$RAY" start --address 127.0.0.1:6390 --node-ip-address 127.0.0.1 --num-cpus 2 --disable-usage-stats > "$WORK/worker.log" 2>&1
+"""  # a head and one worker, 2 logical CPUs each; the test's script goes on from here
+
+CLUSTER = CLUSTER_UP + """
 "$PYTHON" -c "import ray; ray.init(address='127.0.0.1:6390', log_to_driver=False); \
 print('alive nodes', sum(n['Alive'] for n in ray.nodes()))"
 "$PYTHON" -m wanwu.cli --home "$HOME_" tag "$LIB" --out "$WORK/ray.jsonl" --ray 127.0.0.1:6390 --batch-size 4 --json
@@ -106,17 +109,8 @@ def test_tagger_is_a_map_batches_ready_callable(photos_dir: Path, shared_home: P
     assert list(out["label"][:3]) == [r["predictions"][0]["label"] for r in records[:3]]
 
 
-KILL = """
-set -e
-ip link set lo up
-export RAY_AUTH_MODE=disabled
-export RAY_TMPDIR="$(mktemp -d /tmp/wanwu-ray.XXXXXX)"
-RAY="$(dirname "$PYTHON")/ray"
-trap '"$RAY" stop --force > /dev/null 2>&1; rm -rf "$RAY_TMPDIR"' EXIT
-"$RAY" start --head --node-ip-address 127.0.0.1 --port 6391 --num-cpus 2 --include-dashboard false \
-    --disable-usage-stats > "$WORK/head.log" 2>&1
-"$RAY" start --address 127.0.0.1:6391 --node-ip-address 127.0.0.1 --num-cpus 2 --disable-usage-stats > "$WORK/worker.log" 2>&1
-"$PYTHON" -m wanwu.cli --home "$HOME_" tag "$LIB" --out "$WORK/ray.jsonl" --ray 127.0.0.1:6391 --batch-size 4 --json \
+KILL = CLUSTER_UP + """
+"$PYTHON" -m wanwu.cli --home "$HOME_" tag "$LIB" --out "$WORK/ray.jsonl" --ray 127.0.0.1:6390 --batch-size 4 --json \
     > "$WORK/summary.json" 2> "$WORK/tag.err" &
 JOB=$!
 # the first records are in and actors are busy: kill one actor (SIGKILL: no clean-up, as an OOM kill or a lost node)
