@@ -96,6 +96,10 @@ class Classifier:
             return None
         return not predictions or predictions[0].score < threshold
 
+    def class_logits(self, outputs: np.ndarray) -> np.ndarray:
+        """``outputs`` without the evidence column (bare logits pass through)."""
+        return outputs[:, : self.spec.num_classes]
+
     def _out_of_set(self, outputs: np.ndarray) -> list[bool | None]:
         if self.out_of_set_below is None or outputs.shape[1] == self.spec.num_classes:
             return [None] * len(outputs)
@@ -128,7 +132,7 @@ class Classifier:
 
     def logits(self, batch: np.ndarray, engine: Engine | None = None) -> np.ndarray:
         """The class logits of a batch of pixels (``outputs`` without the evidence column)."""
-        return self.outputs(batch, engine)[:, : self.spec.num_classes]
+        return self.class_logits(self.outputs(batch, engine))
 
     def predict_arrays(self, batch: np.ndarray, top_k: int = 5, min_score: float = 0.0) -> list[Result]:
         return self.results(self.outputs(batch), top_k, min_score)
@@ -137,13 +141,12 @@ class Classifier:
         """``outputs`` (or bare logits) -> per image, a ``Result``: the top classes, and the categories and
         ``unknown`` computed from all the probabilities (a trained model: no categories, its own ``unknown`` rule,
         and out of set where its evidence column says the image is like none of its training images)."""
-        classes = self.spec.num_classes
-        probs = softmax(outputs[:, :classes])
+        probs = softmax(self.class_logits(outputs))
         predictions = [label(ranked, self.labels, min_score) for ranked in rank_probabilities(probs, top_k)]
-        if not self.has_categories:
+        if not self.has_categories:  # out of set is unknown; otherwise the model's own rule (None: it has none)
             outside = self._out_of_set(outputs)
-            return [Result(p, (), self.unknown(p) or bool(o), out_of_set=o) for p, o in zip(predictions, outside,
-                                                                                            strict=True)]
+            return [Result(p, (), True if o else self.unknown(p), out_of_set=o)
+                    for p, o in zip(predictions, outside, strict=True)]
         return [Result(p, c, u) for p, c, u in zip(predictions, categorize_batch(probs), unknown_batch(probs), strict=True)]
 
     @overload

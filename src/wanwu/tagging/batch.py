@@ -55,7 +55,7 @@ def _predict(classifier: Classifier, pixels: np.ndarray, options: RankOptions,
     """``predict_pixels``'s entries and, from the same logits, the images' embeddings (``vectors.embed``)."""
     outputs = classifier.outputs(pixels, engine)
     results = classifier.results(outputs, options.top_k, options.min_score)
-    return [_entries(r) for r in results], embed(outputs[:, : classifier.spec.num_classes])
+    return [_entries(r) for r in results], embed(classifier.class_logits(outputs))
 
 
 def _entries(result: Result) -> dict:
