@@ -55,24 +55,6 @@ def fit_evidence(embeddings: np.ndarray, seed: int = 0, limit: int = MAX_REFEREN
     return InSetEvidence(mean.astype(np.float32), _unit(x - mean))
 
 
-def calibrate(evidence: InSetEvidence, held_out: np.ndarray, keep: float = KEEP_IN_SET) -> dict | None:
-    """The similarity below which an image is out of set: the lowest ``1 - keep`` of held-out in-set images fall
-    below it (they were not among the references, as a new photo will not be)."""
-    if len(held_out) < 2:
-        return None
-    scores = evidence.similarity(held_out)
-    threshold = float(np.quantile(scores, 1 - keep))
-    return {"threshold": threshold, "rule": f"{RULE}; keeps {keep:.0%} of the held-out in-set images",
-            "in_set_kept": float((scores >= threshold).mean()), "held_out_images": int(len(held_out)),
-            "references": int(len(evidence.references)), "file": EVIDENCE_FILE}
-
-
-def global_part(vectors: np.ndarray, features: str, width: int) -> np.ndarray:
-    """The base's global embedding inside a feature vector: all of ``global``; the first ``width`` of ``pyramid``
-    (its first part is the global average of the last feature map, ``wanwu.trained.graph._pyramid_nodes``)."""
-    return vectors if features == "global" else vectors[:, :width]
-
-
 def is_out_of_set(similarity: np.ndarray, threshold: float | None) -> list[bool | None]:
     if threshold is None:
         return [None] * len(similarity)

@@ -12,7 +12,7 @@ from wanwu.errors import DatasetError, InvalidNameError, WanwuError
 from wanwu.loader import ModelRequest, open_runner, open_source
 from wanwu.models.registry import Preprocessing
 from wanwu.sources import ModelSource
-from wanwu.trained.outofset import global_part, measure
+from wanwu.trained.outofset import measure
 from wanwu.trained.source import feature_source, pyramid_maps
 from wanwu.trained.store import Version, check_name, is_trained_ref
 from wanwu.training import Reporter, Silent, search
@@ -133,22 +133,21 @@ def _fit(run: Run, cache: Vectors, reporter: Reporter) -> None:
             x, y = _matrix(run.data.train + run.data.val, run.views, cache)
             run.head = fit(x, y, classes, config, init=run.head)
             run.refitted = True
-    _in_set(run, cache)
+    _in_set(run, x)
     run.timings["head"] = time.perf_counter() - started
 
 
-def _in_set(run: Run, cache: Vectors) -> None:
-    """Out-of-set evidence (``trained.outofset``) from the base's global embedding of the same cached vectors."""
-    from wanwu.trained.graph import embedding_size, load_model
-
-    width = embedding_size(load_model(run.base.onnx_path()))
-
-    def part(samples: list[Sample], views: tuple[str, ...]) -> np.ndarray:
-        return global_part(_matrix(samples, views, cache)[0], run.features, width)
-
-    stored = run.data.train + run.data.val if run.refitted else run.data.train
+def _in_set(run: Run, x: np.ndarray) -> None:
+    """Out-of-set evidence (``trained.outofset``) from the matrix the stored head was fitted on (every view of its
+    images, image by image): the base's global embedding is all of a global vector, the first part of a pyramid one."""
     assert run.views[0] == "center"  # measure scores each image's plain view
-    run.in_set, run.out_of_set = measure(part(stored, run.views), len(run.views), run.options.seed)
+    embeddings = x[:, : _global_width(run.base)] if run.features == "pyramid" else x
+    run.in_set, run.out_of_set = measure(embeddings, len(run.views), run.options.seed)
+
+
+def _global_width(base: ModelSource) -> int:
+    """The base's embedding size: the channels of the last map its pyramid pools first."""
+    return pyramid_maps(base)[0]["shape"][0]
 
 
 def _named_base(options: TrainOptions) -> str:
@@ -178,7 +177,7 @@ def _searched(options: TrainOptions, data: TrainingSet, home: Path, reporter: Re
                    len(search.CANDIDATE_BASES) * len(kinds))
     for run, cache in extracted:
         x, _ = _matrix(data.train, run.views, cache)
-        width = pyramid_maps(run.base)[0]["shape"][0]
+        width = _global_width(run.base)
         for kind in kinds:
             candidate = search.Candidate(run.base.spec.name, kind)
             features = x[:, :width] if kind == "global" else x
