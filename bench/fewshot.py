@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """Few-shot `wanwu train`: 6 classes × 16 training images of cut-outs with transparency, held-out top-1 per base choice.
 
-    .venv/bin/python bench/fewshot.py [--draws 5] [--per-class 16] [--test-per-class 100] [--threads 2] [--json-out F]
+    .venv/bin/python bench/fewshot.py [--set fashion|emoji] [--draws 5] [--per-class 16] [--test-per-class 100]
+                                      [--threads 2] [--json-out F]
 
-The proxy (issue 24's set of cut-out photos is not available here): Fashion-MNIST's first six classes (T-shirt,
-trouser, pullover, dress, coat, sandal). Its images *are* cut-outs: Zalando's product photos with the background
-removed, trimmed, made grey and negated. Each is written back as a cut-out with transparency: grey = 255 - pixel,
-alpha = the object's mask (pixel > 0, so the background is transparent), enlarged 4× (112 px, bicubic), RGBA PNG;
-wanwu composites it on white. Per draw (seeded picks of the training and the test images), in a fresh store
-shared by the draws: `wanwu train` with the default (`--base auto`), `--base efficientnet_lite0` (the default
+Two proxies (issue 24's set of cut-out photos is not available here), chosen with --set:
+  fashion (the default): Fashion-MNIST's first six classes (T-shirt, trouser, pullover, dress, coat, sandal). Its
+    images *are* cut-outs: Zalando's product photos with the background removed, trimmed, made grey and negated.
+    Each is written back as a cut-out with transparency: grey = 255 - pixel, alpha = the object's mask (pixel > 0,
+    so the background is transparent), enlarged 4× (112 px, bicubic), RGBA PNG. --test-per-class held-out images
+    per class.
+  emoji: bench/emoji_set.py, six everyday classes (mammal, produce, ground vehicle, clothing and footwear, prepared
+    food, sports equipment) of colour emojis rendered from the Noto Color Emoji font as 224 px RGBA cut-outs. Each
+    class has 30-50 members: the ones not drawn for training are the held-out images (--test-per-class is ignored).
+wanwu composites the cut-outs on white. Per draw (seeded picks of the training and the test images), in a fresh
+store shared by the draws: `wanwu train` with the default (`--base auto`), `--base efficientnet_lite0` (the default
 before: Lite0, pyramid features) and `--base efficientnet_lite2`, each then `wanwu eval` on the held-out images.
 Prints one row per draw and the mean, with the CPU.
 """
@@ -28,6 +34,7 @@ if __package__ in (None, ""):  # run as a file: bench/ and tests/ are not instal
 
 from tests import fashion  # noqa: E402
 
+from bench import emoji_set  # noqa: E402
 from bench.train import wanwu  # noqa: E402
 
 CLASSES = 6
@@ -60,19 +67,35 @@ def pick(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(CLASSES)]))
 
 
-def draw(home: Path, root: Path, seed: int, args: argparse.Namespace) -> dict:
+def fashion_split(train: Path, test: Path, args: argparse.Namespace, seed: int) -> None:
     train_images, train_labels = fashion.load("train")
     test_images, test_labels = fashion.load("test")
-    write(root / f"train-{seed}", train_images, train_labels, pick(train_labels, args.per_class, seed))
-    write(root / f"test-{seed}", test_images, test_labels, pick(test_labels, args.test_per_class, seed))
-    row: dict = {"seed": seed}
+    write(train, train_images, train_labels, pick(train_labels, args.per_class, seed))
+    write(test, test_images, test_labels, pick(test_labels, args.test_per_class, seed))
+
+
+def emoji_split(train: Path, test: Path, args: argparse.Namespace, seed: int) -> None:
+    emoji_set.write_split(train, test, args.per_class, seed)
+
+
+# --set -> (write a draw's training and test folders, whether its data is here, how to get it)
+SETS = {"fashion": (fashion_split, fashion.available, "needs Fashion-MNIST: apt-get install dataset-fashion-mnist"),
+        "emoji": (emoji_split, emoji_set.available, "needs the emoji font: apt-get install fonts-noto-color-emoji")}
+
+
+def draw(home: Path, root: Path, seed: int, args: argparse.Namespace) -> dict:
+    train, test = root / f"train-{seed}", root / f"test-{seed}"
+    SETS[args.set][0](train, test, args, seed)
+    test_images = sum(1 for _ in test.rglob("*.png"))
+    print(f"  seed {seed}: {sum(1 for _ in train.rglob('*.png'))} training, {test_images} held-out images", flush=True)
+    row: dict = {"seed": seed, "test_images": test_images}
     for run, extra in RUNS.items():
         name = f"d{seed}-{run.split()[0]}"
-        seconds, done = wanwu(home, "train", str(root / f"train-{seed}"), "--name", name, "--json",
+        seconds, done = wanwu(home, "train", str(train), "--name", name, "--json",
                               "--threads", str(args.threads), *extra)
         summary = json.loads(done.stdout)
         _, done = wanwu(home, "eval", "--json", "--model", summary["model"], "--threads", str(args.threads),
-                        str(root / f"test-{seed}"))
+                        str(test))
         choice = summary.get("base_choice") or {}
         row[run] = {"test_top1": json.loads(done.stdout)["top1"], "train_wall_s": round(seconds, 1),
                     "chosen": choice.get("chosen"), "summary": choice.get("summary")}
@@ -83,19 +106,23 @@ def draw(home: Path, root: Path, seed: int, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--set", choices=tuple(SETS), default="fashion", help="the proxy data set (default fashion)")
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--per-class", type=int, default=16)
-    parser.add_argument("--test-per-class", type=int, default=100)
+    parser.add_argument("--test-per-class", type=int, default=100, help="fashion only (emoji: all the rest)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
-    if not fashion.available():
-        raise SystemExit("needs Fashion-MNIST: apt-get install dataset-fashion-mnist")
+    _, available, missing = SETS[args.set]
+    if not available():
+        raise SystemExit(missing)
     from wanwu.cpu import cpu_info
 
     with tempfile.TemporaryDirectory(prefix="wanwu-fewshot-") as tmp:
         rows = [draw(Path(tmp) / "home", Path(tmp), seed, args) for seed in range(args.draws)]
-    print(f"\n{CLASSES} classes × {args.per_class} training images (cut-outs), {CLASSES * args.test_per_class} held-out; "
+    held_out = sorted({row["test_images"] for row in rows})
+    print(f"\n{args.set}: {CLASSES} classes × {args.per_class} training images (cut-outs), "
+          f"{'/'.join(map(str, held_out))} held-out; "
           f"CPU: {cpu_info().describe()}, --threads {args.threads}")
     print("| draw | " + " | ".join(RUNS) + " | auto chose |")
     print("|---|" + "---|" * (len(RUNS) + 1))
@@ -106,7 +133,8 @@ def main() -> None:
     means = {r: float(np.mean([row[r]["test_top1"] for row in rows])) for r in RUNS}
     print("| mean | " + " | ".join(f"**{means[r]:.3f}**" for r in RUNS) + " | |")
     if args.json_out:
-        args.json_out.write_text(json.dumps({"rows": rows, "means": means, "cpu": cpu_info().describe()}, indent=1))
+        out = {"set": args.set, "rows": rows, "means": means, "cpu": cpu_info().describe()}
+        args.json_out.write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
