@@ -7,6 +7,7 @@ from pathlib import Path
 
 from wanwu.cli.common import add_home, console, home_of, pct, print_json
 from wanwu.errors import WanwuError
+from wanwu.trained.companion import bases_of
 
 
 def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
@@ -108,7 +109,7 @@ def trained_rows(home: Path) -> list[dict]:
         m = v.manifest
         metrics = m.get("metrics") or {}
         rows.append({
-            "model": v.ref, "kind": "trained", "base": m["base"]["model"], "classes": len(m["classes"]),
+            "model": v.ref, "kind": "trained", "base": bases_of(m), "classes": len(m["classes"]),
             "train_images": m["data"]["train_images"], "val_top1": metrics.get("top1"), "val_top5": metrics.get("top5"),
             "unknown_below": (m.get("unknown") or {}).get("threshold"), "created_at": m["created_at"],
             "head_sha256": m["files"]["head.npz"], "path": str(v.path),

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from wanwu.cli.common import add_options, command_name, err_line, home_of, pct, print_json, progress
+from wanwu.trained.companion import bases_of
 
 DESCRIPTION = ("Train a classifier for your own classes on a base ImageNet model's embeddings (or fine-tune its last "
                "block(s): --mode finetune), and store it as a new version NAME@V (predict/eval/serve it with --model "
@@ -19,8 +20,9 @@ def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
     train.add_argument("data", type=Path, metavar="DATA", help="an ImageFolder: DATA/<class>/<images>")
     train.add_argument("--name", required=True, help="the model's name (letters, digits, - _ .)")
     train.add_argument("--base", metavar="MODEL", default="auto", help="base ImageNet model; auto (default; head mode): "
-                       "efficientnet_lite0 or efficientnet_lite2, global or pyramid features, whichever scores best in "
-                       "5-fold cross-validation on the training images (up to 1,000; above, efficientnet_lite0); "
+                       "efficientnet_lite0, efficientnet_lite2 or (up to 500 images) both joined, global or pyramid "
+                       "features, whichever scores best in 5-fold cross-validation on the training images (up to "
+                       "1,000; above, efficientnet_lite0); A+B: both bases' features joined, B reading A's input; "
                        "finetune: efficientnet_lite0")
     val = train.add_mutually_exclusive_group()
     val.add_argument("--val", type=Path, metavar="DIR", help="a validation ImageFolder with the same class folders")
@@ -115,7 +117,7 @@ def _print_summary(version) -> None:  # type: ignore[no-untyped-def]
         f"validation top-1 {metrics['top1']:.1%}" + (f", top-5 {metrics['top5']:.1%}" if metrics["top5"] is not None else "")
         + f" on {metrics['images']} images")
     used = m["data"]["train_images"] + (m["data"]["val_images"] if m["head"]["fitted_on"] == "train+val" else 0)
-    print(f"{version.ref}: {len(m['classes'])} classes from {used} images on {m['base']['model']}; {score}")
+    print(f"{version.ref}: {len(m['classes'])} classes from {used} images on {bases_of(m)}; {score}")
     if m.get("base_choice"):
         print(f"base: {m['base_choice']['summary']}")
     if m.get("kind") == "finetune":

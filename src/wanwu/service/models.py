@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from wanwu.service.errors import InvalidRequestError
 from wanwu.store import wanwu_home
+from wanwu.trained.companion import bases_of
 from wanwu.trained.store import versions
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def loaded_models(state: ServiceState) -> dict:
         for name, p in state.pipelines.items()
     ]
     trained = [
-        {"model": v.ref, "base": v.manifest["base"]["model"], "classes": len(v.manifest["classes"]),
+        {"model": v.ref, "base": bases_of(v.manifest), "classes": len(v.manifest["classes"]),
          "val_top1": (v.manifest.get("metrics") or {}).get("top1"), "created_at": v.manifest.get("created_at")}
         for v in versions(state.settings.home or wanwu_home())
     ]

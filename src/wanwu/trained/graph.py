@@ -31,6 +31,9 @@ PYRAMID_GRID = 3  # cells per side; the torch twin is ``wanwu.models.pyramid.GRI
 PYRAMID_GLOBAL = "features/map0/global_flat"  # the pyramid's first part: the last map's global average
 IN_SET = "in_set"  # the out-of-set evidence's nodes and tensors
 MAPS_KEY = "wanwu.pyramid_maps"  # metadata of a pyramid features model: the two maps it pools (JSON list)
+COMPANION = "companion"  # the second base's nodes and weights in a joined graph (``with_head(companion=...)``)
+JOINED = "features/joined"  # the base's features, then the companion's
+RESIZED = "resized"  # a features model's input resized to its own size (``resized_input``)
 
 
 def _final_gemm(model: onnx.ModelProto) -> tuple[int, onnx.NodeProto]:
@@ -204,11 +207,13 @@ def flatten_head_input(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def with_head(base: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray, transform: str | None = None,
-              maps: list[dict] | None = None, in_set: InSetEvidence | None = None) -> onnx.ModelProto:
+              maps: list[dict] | None = None, in_set: InSetEvidence | None = None,
+              companion: onnx.ModelProto | None = None) -> onnx.ModelProto:
     """The base with its final layer replaced: ``weight`` ``(classes, D)``, ``bias`` ``(classes,)``,
     applied after ``transform`` (``signed_sqrt`` or None) to the base's embedding, or (``maps``, from
     ``feature_maps``) to the pyramid features of those maps. The final Gemm keeps its name. ``in_set``: one more
-    output column, the embedding's similarity to the nearest training image (``with_in_set``)."""
+    output column, the embedding's similarity to the nearest training image (``with_in_set``). ``companion``: a
+    second base's features model on the same input, its features joined after the base's (``_joined``)."""
     import onnx
     import onnx.numpy_helper
 
@@ -218,6 +223,8 @@ def with_head(base: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray, trans
     if transform not in (None, "signed_sqrt"):
         raise ValueError(f"unknown feature transform {transform!r}")
     nodes, features, size = _pyramid_nodes(maps) if maps else ([], gemm.input[0], embedding_size(model))
+    if companion is not None:
+        size += output_width(companion)
     if weight.shape[1] != size or bias.shape != (weight.shape[0],):
         raise ValueError(f"head {weight.shape} + {bias.shape} does not fit an embedding of {size}")
     tensors = _initializers(model)
@@ -232,6 +239,9 @@ def with_head(base: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray, trans
     else:
         _flatten_input(model, gemm)
     embedding = PYRAMID_GLOBAL if maps else gemm.input[0]  # the base's global embedding, before the transform
+    if companion is not None:
+        nodes += _joined(model, companion, gemm.input[0])
+        gemm.input[0] = JOINED
     if transform == "signed_sqrt":
         nodes += _signed_sqrt_nodes(gemm)
     _insert(model, index, nodes)  # last: it rebuilds the node list (``gemm`` is stale after)
@@ -241,6 +251,69 @@ def with_head(base: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray, trans
         with_in_set(model, embedding, in_set)
     onnx.checker.check_model(model)
     return model
+
+
+def resized_input(model: onnx.ModelProto, size: int) -> onnx.ModelProto:
+    """``model`` reading ``size``-pixel square images: resized first to its own input size (bilinear, half-pixel
+    centres: torch's ``interpolate(mode="bilinear")`` without antialiasing, ``companion.ResizedInput``)."""
+    import onnx
+    import onnx.numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    images = out.graph.input[0]
+    height, width = (d.dim_value for d in images.type.tensor_type.shape.dim[2:])
+    for node in out.graph.node:
+        node.input[:] = [RESIZED if i == images.name else i for i in node.input]
+    out.graph.initializer.extend([onnx.numpy_helper.from_array(np.array([height, width], np.int64), f"{RESIZED}/hw")])
+    make = onnx.helper.make_node
+    nodes = [make("Shape", [images.name], [f"{RESIZED}/shape"], name=f"{RESIZED}/shape", start=0, end=2),
+             make("Concat", [f"{RESIZED}/shape", f"{RESIZED}/hw"], [f"{RESIZED}/sizes"], name=f"{RESIZED}/sizes", axis=0),
+             make("Resize", [images.name, "", "", f"{RESIZED}/sizes"], [RESIZED], name=RESIZED, mode="linear",
+                  coordinate_transformation_mode="half_pixel")]
+    _insert(out, 0, nodes)
+    dims = images.type.tensor_type.shape.dim
+    dims[2].dim_value = dims[3].dim_value = size
+    onnx.checker.check_model(out)
+    return out
+
+
+def output_width(model: onnx.ModelProto) -> int:
+    """The width of a features model's ``(batch, D)`` output."""
+    return int(model.graph.output[0].type.tensor_type.shape.dim[1].dim_value)
+
+
+def _joined(model: onnx.ModelProto, companion: onnx.ModelProto, features: str) -> list[onnx.NodeProto]:
+    """``companion``'s nodes and weights moved into ``model`` (every name under ``companion/``, reading the same
+    input), then ``JOINED = Concat(features, the companion's output)``: the nodes to insert before the head."""
+    import onnx
+
+    def opset(m: onnx.ModelProto) -> int | None:
+        return next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), None)
+
+    if opset(companion) != opset(model):
+        raise WanwuError("the companion's features model has another ONNX opset than the base's export")
+    shared = model.graph.input[0].name
+    if companion.graph.input[0].name != shared:
+        raise WanwuError(f"the companion reads {companion.graph.input[0].name!r}, the base {shared!r}")
+
+    def moved(name: str) -> str:
+        return name if name in ("", shared) else f"{COMPANION}/{name}"
+
+    for tensor in companion.graph.initializer:
+        copy = model.graph.initializer.add()
+        copy.CopyFrom(tensor)
+        copy.name = moved(tensor.name)
+    nodes = []
+    for node in companion.graph.node:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        copy.name = moved(node.name or node.output[0])
+        copy.input[:] = [moved(i) for i in node.input]
+        copy.output[:] = [moved(o) for o in node.output]
+        nodes.append(copy)
+    output = moved(companion.graph.output[0].name)
+    return [*nodes, onnx.helper.make_node("Concat", [features, output], [JOINED], name=JOINED, axis=1)]
 
 
 def with_in_set(model: onnx.ModelProto, embedding: str, in_set: InSetEvidence) -> None:

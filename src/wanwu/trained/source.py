@@ -18,6 +18,7 @@ from wanwu.labels import LabelSet
 from wanwu.models.registry import ModelSpec, Preprocessing, get_model_spec
 from wanwu.sources import ONNX_FILE, ModelSource, open_source
 from wanwu.store import Layout
+from wanwu.trained.companion import Companion, joined, resized_input
 from wanwu.trained.outofset import EVIDENCE_FILE, InSetEvidence
 from wanwu.trained.store import Version, resolve
 from wanwu.weights import sha256_file
@@ -42,24 +43,37 @@ class FeatureSource(ModelSource):
         if self.kind == "pyramid":
             from wanwu.models.pyramid import PyramidFeatures
 
-            return PyramidFeatures(model).eval()
-        return _replace_last_linear(model, torch.nn.Identity())
+            features = PyramidFeatures(model).eval()
+        else:
+            features = _replace_last_linear(model, torch.nn.Identity())
+        own = get_model_spec(self.spec.name).preprocessing.crop_size
+        return features if self.spec.preprocessing.crop_size == own else resized_input(features, own).eval()
 
 
-def feature_source(base: ModelSource, kind: str = "global") -> FeatureSource:
+def feature_source(base: ModelSource, kind: str = "global", size: int | None = None) -> FeatureSource:
     """The base's features model: its ONNX export cut before the last layer (``pyramid``: with the pyramid pooling
     in place of the base's own), made once in its bundle (``features[-pyramid]/model.onnx``); the torch engine
-    drops the last ``Linear`` (or runs ``PyramidFeatures``) instead."""
+    drops the last ``Linear`` (or runs ``PyramidFeatures``) instead. ``size``: for images of another size than the
+    base's own (a companion base reads the first base's input, ``wanwu.trained.companion``): exported from torch at
+    that size (``features[-pyramid]-<size>/``), and normalised as the base's own input."""
     if kind not in FEATURES_DIR:
         raise ValueError(f"unknown feature kind {kind!r}")
-    bundle = base.bundle / FEATURES_DIR[kind]
+    own = size in (None, base.spec.preprocessing.crop_size)
+    bundle = base.bundle / (FEATURES_DIR[kind] if own else f"{FEATURES_DIR[kind]}-from{size}")
     if not (bundle / ONNX_FILE).is_file():
         from wanwu.trained import graph
 
-        onnx_model = graph.load_model(base.onnx_path())
-        maps = _pyramid_maps(base, onnx_model) if kind == "pyramid" else None
-        graph.save_model(graph.features_model(onnx_model, maps), bundle / ONNX_FILE)
-    return FeatureSource(base.spec, base.weights_sha256, bundle, base.weights, kind)
+        if own:
+            onnx_model = graph.load_model(base.onnx_path())
+            maps = _pyramid_maps(base, onnx_model) if kind == "pyramid" else None
+            graph.save_model(graph.features_model(onnx_model, maps), bundle / ONNX_FILE)
+        else:
+            own_model = graph.load_model(feature_source(base, kind).onnx_path())
+            graph.save_model(graph.resized_input(own_model, size), bundle / ONNX_FILE)  # type: ignore[arg-type]
+    if own:
+        return FeatureSource(base.spec, base.weights_sha256, bundle, base.weights, kind)
+    pre = dataclasses.replace(base.spec.preprocessing, resize_size=size, crop_size=size)
+    return FeatureSource(dataclasses.replace(base.spec, preprocessing=pre), base.weights_sha256, bundle, base.weights, kind)
 
 
 def _pyramid_maps(base: ModelSource, onnx_model: onnx.ModelProto) -> list[dict]:
@@ -161,14 +175,22 @@ class TrainedSource(ModelSource):
 
     def _base_source(self) -> ModelSource:
         base = self.manifest["base"]
-        spec = get_model_spec(base["model"])
+        return self._verified(base["model"], base["weights_sha256"])
+
+    def _verified(self, name: str, sha256: str) -> ModelSource:
+        spec = get_model_spec(name)
         source = open_source(spec, self.home or Layout.of_bundle(self.bundle).home)
-        if source.weights_sha256 != base["weights_sha256"]:
+        if source.weights_sha256 != sha256:
             raise WeightsVerificationError(
-                f"{self.spec.name} was trained on {spec.name} weights {base['weights_sha256'][:12]}, "
+                f"{self.spec.name} was trained on {spec.name} weights {sha256[:12]}, "
                 f"but the store has {source.weights_sha256[:12]}; use the onnxruntime or openvino engine"
             )
         return source
+
+    @property
+    def companion(self) -> Companion | None:
+        """A second base whose features the head also reads (``wanwu.trained.companion``); None for most versions."""
+        return Companion.from_dict((self.manifest["head"].get("features") or {}).get("companion"))
 
     @property
     def features(self) -> str:
@@ -198,6 +220,10 @@ class TrainedSource(ModelSource):
             features = PyramidFeatures(model)
         else:
             features = _replace_last_linear(model, torch.nn.Identity())
+        companion = self.companion
+        if companion is not None:
+            second = feature_source(self._verified(companion.model, companion.weights_sha256), companion.kind, companion.size)
+            features = joined(features, second.torch_model())
         head = torch.nn.Sequential(_signed_sqrt_module(), layer)
         evidence = self.in_set_evidence()
         if evidence is None:

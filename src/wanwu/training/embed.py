@@ -113,6 +113,32 @@ class EmbeddingCache:
         self._new = {}
 
 
+class GlobalPart:
+    """A pyramid cache read as global features: a pyramid vector starts with the last map's global average (the base's
+    own embedding), so a search that extracted pyramid features never extracts the global ones again."""
+
+    def __init__(self, cache: EmbeddingCache, width: int) -> None:
+        self.cache, self.width = cache, width
+
+    def get(self, sha256: str, view: str) -> np.ndarray | None:
+        vector = self.cache.get(sha256, view)
+        return None if vector is None else vector[: self.width]
+
+
+class Joined:
+    """Two bases' vectors of an image read as one: the first's, then the second's (``wanwu.trained.companion``)."""
+
+    def __init__(self, first: Vectors, second: Vectors) -> None:
+        self.parts = (first, second)
+
+    def get(self, sha256: str, view: str) -> np.ndarray | None:
+        vectors = [part.get(sha256, view) for part in self.parts]
+        return None if any(v is None for v in vectors) else np.concatenate(vectors)  # type: ignore[arg-type]
+
+
+Vectors = EmbeddingCache | GlobalPart | Joined
+
+
 # What a cached vector is, per feature kind: part of the cache folder's name, so vectors of another definition are
 # never mixed in. ``global`` is empty: its folders are the ones written before there was a choice (the same vectors).
 FEATURE_DEFINITIONS = {

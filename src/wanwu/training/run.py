@@ -60,3 +60,5 @@ class Run:
     out_of_set: dict | None = None  # its threshold and how it was measured
     head_node: str | None = None  # the head's Gemm in model.onnx (kept in fp32 by `wanwu quantize`)
     choice: dict | None = None  # head mode: which base and features, and why (``wanwu.training.search``)
+    companion: ModelSource | None = None  # head mode: a second base beside ``base``, its features joined after
+

@@ -2,7 +2,8 @@
 
 Few-shot sets disagree on the best base: on 1,000 Fashion-MNIST images Lite0's features beat Lite2's by a point,
 on ~100 cut-out photos of everyday objects Lite2's beat Lite0's by three (issue 24). So below ``SEARCH_UP_TO``
-training images each candidate (base × features, cheapest first) is scored by stratified k-fold cross-validation of
+training images each candidate (base × features, cheapest first; up to ``JOINED_UP_TO`` images also Lite2 and Lite0
+joined) is scored by stratified k-fold cross-validation of
 the same head on the training split (the validation split stays held out for the metrics), and the best mean
 top-1 wins; a tie goes to the cheaper candidate. Above it, extracting with every base and the folds' fits would
 not fit the training budget (≤ 60 s for 1,000 images on 2 cores), so the default base is used and the record says why.
@@ -23,16 +24,22 @@ FOLDS = 5
 # Cheapest to serve first (a tie goes to the earlier one): Lite2 extracts ~2.5x slower than Lite0.
 CANDIDATE_BASES = ("efficientnet_lite0", "efficientnet_lite2")
 CANDIDATE_FEATURES = ("global", "pyramid")
+# Both bases joined (``wanwu.trained.companion``): the pair's features are the first's, then the companion's of the same
+# input. Listed last, so a tie keeps a single base; searched up to ``JOINED_UP_TO`` training images, where the
+# companion's extraction and the widest folds fit the time budget and few examples gain most from a second view.
+JOINED = ("efficientnet_lite2", "efficientnet_lite0")
+JOINED_UP_TO = 500
 
 
 @dataclass(frozen=True)
 class Candidate:
     base: str
     features: str
+    companion: str | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.base} {self.features}"
+        return f"{self.base}{'+' + self.companion if self.companion else ''} {self.features}"
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,8 @@ class Scored:
         return self.correct / self.images if self.images else 0.0
 
     def as_dict(self) -> dict:
-        return {"base": self.candidate.base, "features": self.candidate.features, "cv_top1": round(self.top1, 4),
+        return {"base": self.candidate.base, "companion": self.candidate.companion, "features": self.candidate.features,
+                "cv_top1": round(self.top1, 4),
                 "correct": self.correct, "images": self.images, "seconds": round(self.seconds, 2)}
 
 
@@ -109,7 +117,8 @@ def describe(chosen: Scored, scores: list[Scored], folds: int) -> str:
 
 def record(chosen: Scored, scores: list[Scored], folds: int, seconds: float) -> dict:
     """What the manifest, ``--json`` and the report say about the choice."""
-    return {"how": "cross-validation", "chosen": {"base": chosen.candidate.base, "features": chosen.candidate.features},
+    c = chosen.candidate
+    return {"how": "cross-validation", "chosen": {"base": c.base, "companion": c.companion, "features": c.features},
             "summary": describe(chosen, scores, folds), "folds": folds, "images": chosen.images,
             "candidates": [s.as_dict() for s in scores], "seconds": round(seconds, 2)}
 

@@ -12,12 +12,13 @@ from wanwu.errors import DatasetError, InvalidNameError, WanwuError
 from wanwu.loader import ModelRequest, open_runner, open_source
 from wanwu.models.registry import Preprocessing
 from wanwu.sources import ModelSource
+from wanwu.trained.companion import split_bases
 from wanwu.trained.outofset import measure
 from wanwu.trained.source import feature_source, pyramid_maps
 from wanwu.trained.store import Version, check_name, is_trained_ref
 from wanwu.training import Reporter, Silent, search
 from wanwu.training.data import Sample, TrainingSet, drop_failed, prepare
-from wanwu.training.embed import VIEWS, EmbeddingCache, Job, cache_folder, extract
+from wanwu.training.embed import VIEWS, EmbeddingCache, GlobalPart, Job, Joined, Vectors, cache_folder, extract
 from wanwu.training.finetune import finetune
 from wanwu.training.head import HeadConfig, fit
 from wanwu.training.metrics import metrics, unknown_threshold
@@ -77,7 +78,8 @@ def _embed(run: Run, home: Path, reporter: Reporter) -> EmbeddingCache:
                       "features": run.features}
     reporter.stage(f"{run.features} embeddings of {run.base.spec.name} ({engine_name}, {len(jobs) - todo} of {len(jobs)} "
                    "cached)", len(jobs))
-    engine = open_runner(feature_source(run.base, run.features), engine_name, threads=threads) if todo else None
+    features = feature_source(run.base, run.features, run.preprocessing.crop_size)
+    engine = open_runner(features, engine_name, threads=threads) if todo else None
     t0 = time.perf_counter()
     failed = extract(jobs, engine.run if engine else _no_engine, run.preprocessing, cache, workers=threads,
                      on_image=reporter.advance)
@@ -91,21 +93,6 @@ def _embed(run: Run, home: Path, reporter: Reporter) -> EmbeddingCache:
 
 def _no_engine(batch: np.ndarray) -> np.ndarray:
     raise AssertionError("every embedding was cached")
-
-
-class GlobalPart:
-    """A pyramid cache read as global features: a pyramid vector starts with the last map's global average (the base's
-    own embedding), so a search that extracted pyramid features never extracts the global ones again."""
-
-    def __init__(self, cache: EmbeddingCache, width: int) -> None:
-        self.cache, self.width = cache, width
-
-    def get(self, sha256: str, view: str) -> np.ndarray | None:
-        vector = self.cache.get(sha256, view)
-        return None if vector is None else vector[: self.width]
-
-
-Vectors = EmbeddingCache | GlobalPart
 
 
 def _matrix(samples: list[Sample], views: tuple[str, ...], cache: Vectors) -> tuple[np.ndarray, np.ndarray]:
@@ -141,7 +128,7 @@ def _in_set(run: Run, x: np.ndarray) -> None:
     """Out-of-set evidence (``trained.outofset``) from the matrix the stored head was fitted on (every view of its
     images, image by image): the base's global embedding is all of a global vector, the first part of a pyramid one."""
     assert run.views[0] == "center"  # measure scores each image's plain view
-    embeddings = x[:, : _global_width(run.base)] if run.features == "pyramid" else x
+    embeddings = x[:, : _global_width(run.base)] if run.features == "pyramid" or run.companion else x
     run.in_set, run.out_of_set = measure(embeddings, len(run.views), run.options.seed)
 
 
@@ -161,38 +148,70 @@ def _new_run(options: TrainOptions, data: TrainingSet, base: ModelSource, featur
 
 def _searched(options: TrainOptions, data: TrainingSet, home: Path, reporter: Reporter) -> tuple[Run, Vectors]:
     """``--base auto``: pyramid features of the training images with every candidate base (the global ones are their
-    first columns), each (base, features) cross-validated; the chosen one's run and cache."""
+    first columns), each (base, features) cross-validated, and (small sets) the joined pair; the chosen run and cache."""
     kinds = search.CANDIDATE_FEATURES if options.features == "auto" else (features_for(options.features, 0),)
-    extracted = []
+    extracted = {}
     for name in search.CANDIDATE_BASES:
         run = _new_run(options, data, _base(name, home), "pyramid")
-        extracted.append((run, _embed(run, home, reporter)))  # failed files are dropped from ``data`` (shared)
+        extracted[name] = (run, _embed(run, home, reporter))  # failed files are dropped from ``data`` (shared)
+    candidates = [(search.Candidate(name, kind), run, _kind_of(cache, kind, run.base))
+                  for name, (run, cache) in extracted.items() for kind in kinds]
+    companion = None
+    if len(data.train) <= search.JOINED_UP_TO:
+        first, first_cache = extracted[search.JOINED[0]]
+        companion = Run(options, data, _base(search.JOINED[1], home), first.preprocessing, first.views, "pyramid")
+        companion_cache = _embed(companion, home, reporter)  # the companion reads the first base's input
+        candidates += [(search.Candidate(search.JOINED[0], kind, search.JOINED[1]), first,
+                        Joined(_kind_of(first_cache, kind, first.base), _kind_of(companion_cache, kind, companion.base)))
+                       for kind in kinds]
     started = time.perf_counter()
     labels = [s.label for s in data.train]
     folds = search.fold_count(labels)
     fold = search.folds_of(labels, [s.sha256 for s in data.train], folds, options.seed)
     config = HeadConfig(l2=options.l2, max_iter=options.epochs or HeadConfig.max_iter)
-    scores, options_by_name = [], {}
-    reporter.stage(f"choosing the base: {folds}-fold cross-validation on {len(labels)} training images",
-                   len(search.CANDIDATE_BASES) * len(kinds))
-    for run, cache in extracted:
-        x, _ = _matrix(data.train, run.views, cache)
-        width = _global_width(run.base)
-        for kind in kinds:
-            candidate = search.Candidate(run.base.spec.name, kind)
-            features = x[:, :width] if kind == "global" else x
-            scores.append(search.score(candidate, features, labels, len(run.views), fold, len(data.folder.classes), config))
-            options_by_name[candidate] = (run, GlobalPart(cache, width) if kind == "global" else cache)
-            reporter.advance()
+    reporter.stage(f"choosing the base: {folds}-fold cross-validation on {len(labels)} training images", len(candidates))
+    scores = []
+    for candidate, run, vectors in candidates:
+        x, _ = _matrix(data.train, run.views, vectors)
+        scores.append(search.score(candidate, x, labels, len(run.views), fold, len(data.folder.classes), config))
+        reporter.advance()
     chosen = search.best(scores)
-    run, cache = options_by_name[chosen.candidate]
+    _, run, vectors = candidates[scores.index(chosen)]
     run.features = chosen.candidate.features
+    run.companion = companion.base if chosen.candidate.companion and companion else None
     run.choice = search.record(chosen, scores, folds, time.perf_counter() - started)
-    run.extraction = {**run.extraction, "bases": {r.base.spec.name: r.extraction for r, _ in extracted}}
-    run.timings["embeddings"] = sum(r.timings["embeddings"] for r, _ in extracted)
+    runs = [r for r, _ in extracted.values()] + ([companion] if companion else [])
+    run.extraction = {**run.extraction, "bases": {_extraction_name(r): r.extraction for r in runs}}
+    run.timings["embeddings"] = sum(r.timings["embeddings"] for r in runs)
     run.timings["search"] = time.perf_counter() - started
     reporter.note(f"base: {run.choice['summary']}")
-    return run, cache
+    return run, vectors
+
+
+def _kind_of(cache: EmbeddingCache, kind: str, base: ModelSource) -> Vectors:
+    """A pyramid cache as ``kind``: itself, or its first columns (the global part)."""
+    return GlobalPart(cache, _global_width(base)) if kind == "global" else cache
+
+
+def _extraction_name(run: Run) -> str:
+    size = run.preprocessing.crop_size
+    return run.base.spec.name + ("" if size == run.base.spec.preprocessing.crop_size else f"@{size}")
+
+
+def _explicit(options: TrainOptions, data: TrainingSet, home: Path, reporter: Reporter) -> tuple[Run, Vectors]:
+    """``--base NAME`` or ``--base A+B`` (joined: B reads A's input), or the default base above the search's size."""
+    features = features_for(options.features, len(data.train))
+    first, second = split_bases(_named_base(options))
+    run = _new_run(options, data, _base(first, home), features)
+    run.choice = (search.skipped_record(DEFAULT_BASE, features, len(data.train)) if options.base in (None, AUTO)
+                  else search.explicit_record(_named_base(options), features))
+    vectors: Vectors = _embed(run, home, reporter)
+    if second is not None:
+        companion = Run(options, data, _base(second, home), run.preprocessing, run.views, features)
+        vectors = Joined(vectors, _embed(companion, home, reporter))
+        run.companion = companion.base
+        run.timings["embeddings"] += companion.timings["embeddings"]
+    return run, vectors
 
 
 def train(options: TrainOptions, home: Path, reporter: Reporter | None = None) -> tuple[Version, Run]:
@@ -203,6 +222,8 @@ def train(options: TrainOptions, home: Path, reporter: Reporter | None = None) -
         raise WanwuError(f"--mode must be one of {', '.join(MODES)}; got {options.mode!r}")
     if options.blocks is not None and options.mode != "finetune":
         raise WanwuError("--blocks is for --mode finetune (head mode trains no block of the base)")
+    if split_bases(_named_base(options))[1] is not None and options.mode != "head":
+        raise WanwuError(f"--base {options.base} (two bases joined) is for --mode head: fine-tuning trains one base")
     if options.features != "auto" and options.mode != "head":
         raise WanwuError("--features is for --mode head (fine-tuning trains the base's own pooling)")
     started = time.perf_counter()
@@ -217,12 +238,9 @@ def train(options: TrainOptions, home: Path, reporter: Reporter | None = None) -
         run.timings["prepare"] = prepared
         _fit(run, cache, reporter)
     else:
-        features = features_for(options.features, len(data.train))
-        run = _new_run(options, data, _base(_named_base(options), home), features)
+        run, vectors = _explicit(options, data, home, reporter)
         run.timings["prepare"] = prepared
-        run.choice = (search.skipped_record(DEFAULT_BASE, features, len(data.train)) if options.base in (None, AUTO)
-                      else search.explicit_record(run.base.spec.name, features))
-        _fit(run, _embed(run, home, reporter), reporter)
+        _fit(run, vectors, reporter)
     t0 = time.perf_counter()
     reporter.stage("writing the version")
     version = write_version(run, home)

@@ -11,8 +11,9 @@ import numpy as np
 
 from wanwu.sources import ONNX_FILE, export_onnx
 from wanwu.trained import finetuned, graph
+from wanwu.trained.companion import Companion
 from wanwu.trained.outofset import EVIDENCE_FILE
-from wanwu.trained.source import HEAD_FILE, pyramid_maps
+from wanwu.trained.source import HEAD_FILE, feature_source, pyramid_maps
 from wanwu.trained.store import Version, commit, new_partial
 from wanwu.training.embed import FEATURE_DEFINITIONS
 from wanwu.training.head import TRANSFORM
@@ -51,8 +52,12 @@ def _write_model(folder: Path, run: Run) -> str:
     assert run.head is not None
     maps = pyramid_maps(run.base) if run.features == "pyramid" else None
     in_set = run.in_set if run.out_of_set else None  # the evidence column only where there is a threshold to read it
+    companion = None
+    if run.companion is not None:
+        second = feature_source(run.companion, run.features, run.preprocessing.crop_size)
+        companion = graph.load_model(second.onnx_path())
     onnx_model = graph.with_head(graph.load_model(run.base.onnx_path()), run.head.weight, run.head.bias, TRANSFORM, maps,
-                                 in_set)
+                                 in_set, companion)
     run.feature_maps = maps
     run.head_node = graph.head_node(onnx_model)
     graph.save_model(onnx_model, folder / ONNX_FILE)
@@ -97,6 +102,9 @@ def _head(run: Run, files: dict[str, str]) -> dict:
     features = {"kind": run.features, "definition": FEATURE_DEFINITIONS[run.features] or "the base's embedding (global average)"}
     if run.features == "pyramid":
         features.update(maps=run.feature_maps, grid=graph.PYRAMID_GRID)
+    if run.companion is not None:
+        features["companion"] = Companion(run.companion.spec.name, run.companion.weights_sha256,
+                                          run.preprocessing.crop_size, run.features).as_dict()
     return {**common, "kind": "multinomial logistic regression (L-BFGS)", "transform": TRANSFORM, "l2": o.l2,
             "iterations": head.iterations, "final_loss": head.final_loss, "embedding_size": int(head.weight.shape[1]),
             "features": features}
