@@ -40,7 +40,7 @@ from bench.train import wanwu  # noqa: E402
 CLASSES = 6
 SCALE = 4
 RUNS = {"default (auto)": [], "lite0 (default before)": ["--base", "efficientnet_lite0"],
-        "lite2": ["--base", "efficientnet_lite2"]}
+        "lite2": ["--base", "efficientnet_lite2"], "lite2+lite0": ["--base", "efficientnet_lite2+efficientnet_lite0"]}
 
 
 def cutout(pixels: np.ndarray):  # type: ignore[no-untyped-def]
@@ -90,7 +90,7 @@ def draw(home: Path, root: Path, seed: int, args: argparse.Namespace) -> dict:
     print(f"  seed {seed}: {sum(1 for _ in train.rglob('*.png'))} training, {test_images} held-out images", flush=True)
     row: dict = {"seed": seed, "test_images": test_images}
     for run, extra in RUNS.items():
-        name = f"d{seed}-{run.split()[0]}"
+        name = f"d{seed}-{run.split()[0].replace('+', '-')}"
         seconds, done = wanwu(home, "train", str(train), "--name", name, "--json",
                               "--threads", str(args.threads), *extra)
         summary = json.loads(done.stdout)
@@ -129,7 +129,8 @@ def main() -> None:
     for row in rows:
         chosen = row["default (auto)"]["chosen"] or {}
         print(f"| {row['seed']} | " + " | ".join(f"{row[r]['test_top1']:.3f}" for r in RUNS)
-              + f" | {chosen.get('base')} {chosen.get('features')} |")
+              + f" | {chosen.get('base')}{'+' + chosen['companion'] if chosen.get('companion') else ''} "
+              f"{chosen.get('features')} |")
     means = {r: float(np.mean([row[r]["test_top1"] for row in rows])) for r in RUNS}
     print("| mean | " + " | ".join(f"**{means[r]:.3f}**" for r in RUNS) + " | |")
     if args.json_out:

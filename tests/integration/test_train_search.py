@@ -57,19 +57,26 @@ def test_the_base_is_chosen_by_cross_validation_and_recorded(auto: dict, home: P
     choice = auto["base_choice"]
     assert choice["how"] == "cross-validation" and choice["folds"] == 5  # 6 images per class, 1 of them validates
     scored = choice["candidates"]
-    assert [(c["base"], c["features"]) for c in scored] == [
-        (b, f) for b in search.CANDIDATE_BASES for f in search.CANDIDATE_FEATURES]
+    first, second = search.JOINED
+    assert [(c["base"], c["companion"], c["features"]) for c in scored] == [
+        *((b, None, f) for b in search.CANDIDATE_BASES for f in search.CANDIDATE_FEATURES),
+        *((first, second, f) for f in search.CANDIDATE_FEATURES)]  # the pair last: a tie keeps a single base
     assert all(c["images"] == choice["images"] == 15 and 0 <= c["correct"] <= 15 for c in scored)
     top = max(c["correct"] for c in scored)
     first_best = next(c for c in scored if c["correct"] == top)  # a tie goes to the cheaper (listed first)
-    assert choice["chosen"] == {"base": first_best["base"], "features": first_best["features"]}
+    assert choice["chosen"] == {k: first_best[k] for k in ("base", "companion", "features")}
     assert auto["base"]["model"] == first_best["base"] and auto["head"]["features"]["kind"] == first_best["features"]
+    assert (auto["head"]["features"].get("companion") or {}).get("model") == first_best["companion"]
     for c in scored:
-        assert f"{c['base']} {c['features']}" in choice["summary"]
+        assert f"{_pair(c)} {c['features']} {c['cv_top1']:.3f}" in choice["summary"] or c is first_best
     manifest = next(v.manifest for v in versions(home, "auto"))
     assert manifest["base_choice"] == choice
     report = (Layout(home).trained / "auto@1" / "report.html").read_text(encoding="utf-8")
-    assert "chosen by cross-validation" in report and f"CV {scored[-1]['base']} {scored[-1]['features']}" in report
+    assert "chosen by cross-validation" in report and f"CV {_pair(scored[-1])} {scored[-1]['features']}" in report
+
+
+def _pair(candidate: dict) -> str:
+    return candidate["base"] + (f"+{candidate['companion']}" if candidate["companion"] else "")
 
 
 def test_an_explicit_base_skips_the_search(data: Path, tmp_path: Path) -> None:
@@ -92,8 +99,9 @@ def test_a_global_choice_is_the_head_on_the_first_columns_of_its_pyramid_feature
     """The search reads global features as the first columns of the pyramid ones; the stored graph computes them with
     the base's own pooling, on ONNX Runtime and in torch."""
     monkeypatch.setattr(search, "CANDIDATE_BASES", (base,))
+    monkeypatch.setattr(search, "JOINED_UP_TO", 0)
     summary = _train(home, data, f"global-{base[-5:]}", "--features", "global")
-    assert summary["base_choice"]["chosen"] == {"base": base, "features": "global"}
+    assert summary["base_choice"]["chosen"] == {"base": base, "companion": None, "features": "global"}
     ref = summary["model"]
     with open(Layout(home).trained / ref / "images.tsv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
@@ -106,3 +114,40 @@ def test_a_global_choice_is_the_head_on_the_first_columns_of_its_pyramid_feature
     np.testing.assert_allclose(onnx.logits(pixels), expected, atol=CACHED_ATOL)
     torch = Classifier.load(ref, engine="torch", home=home, threads=2)
     np.testing.assert_allclose(torch.logits(pixels[:4]), expected[:4], atol=TORCH_ATOL)
+
+
+def test_a_joined_pair_is_the_head_on_both_bases_cached_features_on_every_engine(home: Path, data: Path) -> None:
+    """``--base efficientnet_lite2+efficientnet_lite0``: Lite0 reads Lite2's input resized in the graph; the stored
+    graph is the head on [Lite2's features, Lite0's features of that input] as training cached them, on ONNX Runtime,
+    OpenVINO and in torch; the version says it runs on both."""
+    summary = _train(home, data, "pair", "--base", "efficientnet_lite2+efficientnet_lite0", "--features", "global")
+    companion = summary["head"]["features"]["companion"]
+    assert summary["base"]["model"] == "efficientnet_lite2" and summary["head"]["embedding_size"] == 2 * 1280
+    assert companion["model"] == "efficientnet_lite0" and companion["size"] == 260 and companion["kind"] == "global"
+    assert set(summary["extraction"]["bases"]) == {"efficientnet_lite2", "efficientnet_lite0@260"}
+    with open(Layout(home).trained / "pair@1" / "images.tsv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    lite2, lite0 = open_model("efficientnet_lite2", home), open_model("efficientnet_lite0", home)
+    pre = training_preprocessing(lite2.spec.preprocessing, "full")
+    caches = [EmbeddingCache(cache_folder(home, base, pre, "global")) for base in (lite2, lite0)]
+    vectors = np.stack([np.concatenate([c.get(r["sha256"], "center") for c in caches]) for r in rows])
+    expected = Head(*open_model("pair@1", home).head(), 0, 0.0).logits(vectors)  # type: ignore[attr-defined]
+    onnx = Classifier.load("pair@1", engine="onnxruntime", home=home, threads=2)
+    pixels = np.stack([onnx.pixels(Path(r["path"])) for r in rows])
+    np.testing.assert_allclose(onnx.logits(pixels), expected, atol=CACHED_ATOL)
+    openvino = Classifier.load("pair@1", engine="openvino", home=home, threads=2)
+    np.testing.assert_allclose(openvino.logits(pixels), expected, atol=CACHED_ATOL)
+    torch = Classifier.load("pair@1", engine="torch", home=home, threads=2)
+    np.testing.assert_allclose(torch.logits(pixels[:4]), expected[:4], atol=TORCH_ATOL)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["--home", str(home), "models", "--json"]) == 0
+    listed = {m["model"]: m for m in map(json.loads, out.getvalue().splitlines())}
+    assert listed["pair@1"]["base"] == "efficientnet_lite2+efficientnet_lite0"
+
+
+def test_fine_tuning_refuses_a_joined_pair(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--home", str(tmp_path), "train", str(data), "--name", "ft", "--mode", "finetune",
+                 "--base", "efficientnet_lite2+efficientnet_lite0"])
+    assert code == 1 and "two bases joined) is for --mode head" in capsys.readouterr().err
+    assert not (tmp_path / "trained").exists() or not any((tmp_path / "trained").iterdir())

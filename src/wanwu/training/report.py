@@ -46,7 +46,8 @@ def _choice_rows(choice: dict | None) -> list[tuple[str, str]]:
         return []
     rows = [("base and features", f"{choice['summary']}; chosen by {choice['how']}")]
     for c in choice["candidates"]:
-        rows.append((f"  CV {c['base']} {c['features']}", f"top-1 {c['cv_top1']:.1%} ({c['correct']} of {c['images']}), "
+        pair = f"{c['base']}+{c['companion']}" if c.get("companion") else c["base"]
+        rows.append((f"  CV {pair} {c['features']}", f"top-1 {c['cv_top1']:.1%} ({c['correct']} of {c['images']}), "
                      f"{c['seconds']:.1f} s"))
     return rows
 

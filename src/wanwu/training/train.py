@@ -76,7 +76,7 @@ def _embed(run: Run, home: Path, reporter: Reporter) -> EmbeddingCache:
     todo = sum(1 for j in jobs if j.sha256 not in cache.failures and any(cache.get(j.sha256, v) is None for v in j.views))
     run.extraction = {"images": len(jobs), "cached": len(jobs) - todo, "views": list(run.views), "engine": engine_name,
                       "features": run.features}
-    reporter.stage(f"{run.features} embeddings of {run.base.spec.name} ({engine_name}, {len(jobs) - todo} of {len(jobs)} "
+    reporter.stage(f"{run.features} embeddings of {_extraction_name(run)} ({engine_name}, {len(jobs) - todo} of {len(jobs)} "
                    "cached)", len(jobs))
     features = feature_source(run.base, run.features, run.preprocessing.crop_size)
     engine = open_runner(features, engine_name, threads=threads) if todo else None
@@ -157,7 +157,7 @@ def _searched(options: TrainOptions, data: TrainingSet, home: Path, reporter: Re
     candidates = [(search.Candidate(name, kind), run, _kind_of(cache, kind, run.base))
                   for name, (run, cache) in extracted.items() for kind in kinds]
     companion = None
-    if len(data.train) <= search.JOINED_UP_TO:
+    if len(data.train) <= search.JOINED_UP_TO and search.JOINED[0] in extracted:
         first, first_cache = extracted[search.JOINED[0]]
         companion = Run(options, data, _base(search.JOINED[1], home), first.preprocessing, first.views, "pyramid")
         companion_cache = _embed(companion, home, reporter)  # the companion reads the first base's input
@@ -210,6 +210,7 @@ def _explicit(options: TrainOptions, data: TrainingSet, home: Path, reporter: Re
         companion = Run(options, data, _base(second, home), run.preprocessing, run.views, features)
         vectors = Joined(vectors, _embed(companion, home, reporter))
         run.companion = companion.base
+        run.extraction = {**run.extraction, "bases": {_extraction_name(r): r.extraction for r in (run, companion)}}
         run.timings["embeddings"] += companion.timings["embeddings"]
     return run, vectors
 
