@@ -32,23 +32,47 @@ def test_cross_validation_scores_each_image_once_on_its_plain_view() -> None:
     rng = np.random.default_rng(0)
     x, labels = _embeddings(separation=6.0, views=2, rng=rng)
     fold = search.folds_of(labels, [str(i) for i in range(len(labels))], 5, seed=0)
-    correct, scored = search.cross_validate(x, labels, 2, fold, 3, HeadConfig())
-    assert scored == len(labels) and correct == scored  # separable: every held-out image right
+    hits = search.cross_validate(x, labels, 2, fold, 3, HeadConfig())
+    assert hits.shape == (len(labels),) and hits.all()  # separable: every held-out image right
     noise, _ = _embeddings(separation=0.0, views=2, rng=rng)
-    correct, scored = search.cross_validate(noise, labels, 2, fold, 3, HeadConfig())
-    assert scored == len(labels) and correct < 0.7 * scored  # no signal: about chance (1/3)
+    hits = search.cross_validate(noise, labels, 2, fold, 3, HeadConfig())
+    assert hits.shape == (len(labels),) and hits.sum() < 0.7 * len(labels)  # no signal: about chance (1/3)
 
 
-def test_the_best_score_wins_and_a_tie_goes_to_the_cheaper() -> None:
-    names = [search.Candidate(b, f) for b in search.CANDIDATE_BASES for f in search.CANDIDATE_FEATURES]
-    scores = [search.Scored(c, correct, 20, 0.1) for c, correct in zip(names, (15, 18, 18, 12), strict=True)]
+def _scored(candidate: search.Candidate, right: list[int], images: int = 20) -> search.Scored:
+    hits = np.zeros(images, bool)
+    hits[right] = True
+    return search.Scored(candidate, hits, 0.1)
+
+
+CANDIDATES = [*(search.Candidate(b, f) for b in search.CANDIDATE_BASES for f in search.CANDIDATE_FEATURES),
+              search.Candidate(search.JOINED[0], "pyramid", search.JOINED[1])]
+
+
+def test_the_richest_is_kept_unless_another_beats_it_by_more_than_one_standard_error() -> None:
+    richest = list(range(15))  # the pair: 15 of 20
+    scores = [_scored(CANDIDATES[0], list(range(12))), _scored(CANDIDATES[1], list(range(14)) + [16, 17, 18]),
+              _scored(CANDIDATES[2], list(range(13))), _scored(CANDIDATES[3], [0, 1]), _scored(CANDIDATES[4], richest)]
+    # Lite0 pyramid leads by 2 images, but 4 images differ: one standard error is 2.0, so the lead is noise
+    assert search.margin(scores[1], scores[4]) == 2.0
     chosen = search.best(scores)
-    assert chosen is scores[1]
+    assert chosen is scores[4]
     text = search.describe(chosen, scores, 5)
-    assert text.startswith("efficientnet_lite0 pyramid (CV top-1 0.900 vs efficientnet_lite0 global 0.750")
-    assert "efficientnet_lite2 pyramid 0.600" in text and "tied with efficientnet_lite2 global: the cheaper kept" in text
+    assert text.startswith("efficientnet_lite2+efficientnet_lite0 pyramid (CV top-1 0.750 vs efficientnet_lite0 global "
+                           "0.600, efficientnet_lite0 pyramid 0.850")
+    assert text.endswith("the richest, kept: no other beat it by more than one standard error)")
     record = search.record(chosen, scores, 5, 1.0)
-    assert record["how"] == "cross-validation" and len(record["candidates"]) == 4
-    assert record["chosen"] == {"base": "efficientnet_lite0", "features": "pyramid"}
-    scores[3] = search.Scored(names[3], 19, 20, 0.1)
-    assert search.best(scores) is scores[3]
+    assert record["how"] == "cross-validation" and len(record["candidates"]) == 5
+    assert record["chosen"] == {"base": "efficientnet_lite2", "companion": "efficientnet_lite0", "features": "pyramid"}
+    assert [c["correct"] for c in record["candidates"]] == [12, 17, 13, 2, 15]
+
+
+def test_a_clear_lead_wins_and_a_tie_between_clear_leaders_goes_to_the_cheaper() -> None:
+    scores = [_scored(CANDIDATES[0], list(range(19))), _scored(CANDIDATES[1], list(range(19))),
+              _scored(CANDIDATES[2], list(range(10))), _scored(CANDIDATES[3], list(range(18))),
+              _scored(CANDIDATES[4], list(range(12)))]
+    chosen = search.best(scores)  # 19 vs 12: 7 images apart, one standard error sqrt(7) = 2.6
+    assert chosen is scores[0]
+    text = search.describe(chosen, scores, 5)
+    assert "it beat the richest, efficientnet_lite2+efficientnet_lite0 pyramid, by 7 images, more than one standard " \
+           "error (2.6); tied with efficientnet_lite0 pyramid: the cheaper kept" in text
