@@ -151,3 +151,17 @@ def test_fine_tuning_refuses_a_joined_pair(data: Path, tmp_path: Path, capsys: p
                  "--base", "efficientnet_lite2+efficientnet_lite0"])
     assert code == 1 and "two bases joined) is for --mode head" in capsys.readouterr().err
     assert not (tmp_path / "trained").exists() or not any((tmp_path / "trained").iterdir())
+
+
+def test_a_joined_pair_quantizes_and_int8_agrees(home: Path, data: Path) -> None:
+    """The companion's in-graph resize survives `wanwu quantize` (OpenVINO's CPU plugin refused it once: its sizes
+    were computed from the input's shape); the INT8 pair serves the fp32 answers."""
+    if not (Layout(home).trained / "pair@1").is_dir():
+        _train(home, data, "pair", "--base", "efficientnet_lite2+efficientnet_lite0", "--features", "global")
+    assert main(["--home", str(home), "quantize", "pair@1", "--calib", str(data), "--subset", "12", "--no-augment"]) == 0
+    files = sorted(data.rglob("*.png"))
+    top1 = {}
+    for precision in ("fp32", "int8"):
+        classifier = Classifier.load("pair@1", engine="openvino", precision=precision, home=home, threads=2)
+        top1[precision] = classifier.logits(np.stack([classifier.pixels(f) for f in files])).argmax(1)
+    assert (top1["int8"] == top1["fp32"]).sum() >= len(files) - 1  # at most one near-tie flips

@@ -80,6 +80,7 @@ def features_model(base: onnx.ModelProto, maps: list[dict] | None = None) -> onn
     model.CopyFrom(base)
     index, gemm = _final_gemm(model)
     features, size, nodes = gemm.input[0], embedding_size(model), []
+    _flatten_producer(model.graph.node, features)  # the batch stays dynamic in a joined graph's quantized companion
     if maps:
         nodes, features, size = _pyramid_nodes(maps)
         model.metadata_props.add(key=MAPS_KEY, value=json.dumps(maps))
@@ -191,12 +192,16 @@ def _flatten_input(model: onnx.ModelProto, gemm: onnx.NodeProto) -> None:
     shape of a trained graph into a constant ``[1, -1]`` (every batch collapsed into one row), while a Flatten
     keeps the batch whatever is folded.
     """
+    _flatten_producer(model.graph.node, gemm.input[0])
+
+
+def _flatten_producer(nodes, tensor: str) -> None:  # type: ignore[no-untyped-def]
+    """The Reshape that makes ``tensor`` (if one does) becomes a Flatten (``_flatten_input``)."""
     import onnx
 
-    for i, node in enumerate(model.graph.node):
-        if node.op_type == "Reshape" and gemm.input[0] in node.output:
-            flatten = onnx.helper.make_node("Flatten", [node.input[0]], list(node.output), name=node.name, axis=1)
-            model.graph.node[i].CopyFrom(flatten)
+    for node in nodes:
+        if node.op_type == "Reshape" and tensor in node.output:
+            node.CopyFrom(onnx.helper.make_node("Flatten", [node.input[0]], list(node.output), name=node.name, axis=1))
             return
 
 
@@ -265,12 +270,12 @@ def resized_input(model: onnx.ModelProto, size: int) -> onnx.ModelProto:
     height, width = (d.dim_value for d in images.type.tensor_type.shape.dim[2:])
     for node in out.graph.node:
         node.input[:] = [RESIZED if i == images.name else i for i in node.input]
-    out.graph.initializer.extend([onnx.numpy_helper.from_array(np.array([height, width], np.int64), f"{RESIZED}/hw")])
-    make = onnx.helper.make_node
-    nodes = [make("Shape", [images.name], [f"{RESIZED}/shape"], name=f"{RESIZED}/shape", start=0, end=2),
-             make("Concat", [f"{RESIZED}/shape", f"{RESIZED}/hw"], [f"{RESIZED}/sizes"], name=f"{RESIZED}/sizes", axis=0),
-             make("Resize", [images.name, "", "", f"{RESIZED}/sizes"], [RESIZED], name=RESIZED, mode="linear",
-                  coordinate_transformation_mode="half_pixel")]
+    # Scales, not sizes: OpenVINO's CPU plugin refuses an INT8 graph whose Resize sizes are computed from the input's
+    # shape ("only supports resize on spatial dimensions"). float32(224/260) × 260 = 224.000002 -> 224 rows.
+    scales = np.array([1.0, 1.0, height / size, width / size], np.float32)
+    out.graph.initializer.extend([onnx.numpy_helper.from_array(scales, f"{RESIZED}/scales")])
+    nodes = [onnx.helper.make_node("Resize", [images.name, "", f"{RESIZED}/scales"], [RESIZED], name=RESIZED,
+                                   mode="linear", coordinate_transformation_mode="half_pixel")]
     _insert(out, 0, nodes)
     dims = images.type.tensor_type.shape.dim
     dims[2].dim_value = dims[3].dim_value = size
@@ -313,6 +318,8 @@ def _joined(model: onnx.ModelProto, companion: onnx.ModelProto, features: str) -
         copy.output[:] = [moved(o) for o in node.output]
         nodes.append(copy)
     output = moved(companion.graph.output[0].name)
+    last = next(n for n in nodes if output in n.output)
+    _flatten_producer(nodes, last.input[0] if last.op_type == "Identity" else output)  # features models made before
     return [*nodes, onnx.helper.make_node("Concat", [features, output], [JOINED], name=JOINED, axis=1)]
 
 
