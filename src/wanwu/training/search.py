@@ -92,11 +92,12 @@ def cross_validate(x: np.ndarray, labels: list[int], views: int, fold: np.ndarra
     y = np.repeat(np.asarray(labels, np.int64), views)
     plain = np.arange(len(x)) % views == 0
     hits = np.zeros(len(labels), bool)
+    head = None
     for k in range(int(fold.max()) + 1):
         held = image_fold == k
         if not held.any():
             continue
-        head = fit(x[~held], y[~held], classes, config)
+        head = fit(x[~held], y[~held], classes, config, init=head)  # folds share most images: start from the last
         test = held & plain
         hits[fold == k] = head.logits(x[test]).argmax(axis=1) == y[test]
     return hits
