@@ -208,3 +208,14 @@ def fake_trained_classifier(tmp: Path, name: str = "tux@1"):  # type: ignore[no-
 
     spec = dataclasses.replace(get_model_spec("efficientnet_lite0"), name=name, num_classes=len(TRAINED_LABELS))
     return Classifier(TrainedSource(spec, "e" * 64, tmp), TrainedEngine())
+
+
+def int8_agreement(ref: str, home: Path, files: list[Path]) -> int:
+    """How many of ``files`` get the same top-1 from ``ref``'s INT8 model as from fp32 (OpenVINO)."""
+    from wanwu.classifier import Classifier
+
+    top1 = {}
+    for precision in ("fp32", "int8"):
+        classifier = Classifier.load(ref, engine="openvino", precision=precision, home=home, threads=2)
+        top1[precision] = classifier.logits(np.stack([classifier.pixels(f) for f in files])).argmax(1)
+    return int((top1["int8"] == top1["fp32"]).sum())

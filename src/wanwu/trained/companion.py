@@ -36,9 +36,14 @@ def split_bases(name: str) -> tuple[str, str | None]:
     return first, second or None
 
 
+def companion_of(manifest: dict) -> Companion | None:
+    """A version's companion base, from its manifest (``head.features.companion``); None for most versions."""
+    return Companion.from_dict((manifest["head"].get("features") or {}).get("companion"))
+
+
 def bases_of(manifest: dict) -> str:
     """A version's base as people read it: ``efficientnet_lite2+efficientnet_lite0`` for a joined pair."""
-    companion = Companion.from_dict((manifest["head"].get("features") or {}).get("companion"))
+    companion = companion_of(manifest)
     return manifest["base"]["model"] + (f"{SEPARATOR}{companion.model}" if companion else "")
 
 

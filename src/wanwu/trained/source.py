@@ -18,7 +18,7 @@ from wanwu.labels import LabelSet
 from wanwu.models.registry import ModelSpec, Preprocessing, get_model_spec
 from wanwu.sources import ONNX_FILE, ModelSource, open_source
 from wanwu.store import Layout
-from wanwu.trained.companion import Companion, joined, resized_input
+from wanwu.trained.companion import Companion, companion_of, joined, resized_input
 from wanwu.trained.outofset import EVIDENCE_FILE, InSetEvidence
 from wanwu.trained.store import Version, resolve
 from wanwu.weights import sha256_file
@@ -37,25 +37,31 @@ class FeatureSource(ModelSource):
     kind: str = "global"
 
     def torch_model(self):  # type: ignore[no-untyped-def]
-        import torch
+        return features_module(super().torch_model(), self.kind, self.spec.name, self.spec.preprocessing.crop_size)
 
-        model = super().torch_model()
-        if self.kind == "pyramid":
-            from wanwu.models.pyramid import PyramidFeatures
 
-            features = PyramidFeatures(model).eval()
-        else:
-            features = _replace_last_linear(model, torch.nn.Identity())
-        own = get_model_spec(self.spec.name).preprocessing.crop_size
-        return features if self.spec.preprocessing.crop_size == own else resized_input(features, own).eval()
+def features_module(model, kind: str, name: str, size: int):  # type: ignore[no-untyped-def]
+    """The torch features of ``model`` (the registry model ``name``) of ``kind``, in eval mode: ``PyramidFeatures``, or
+    the model with its last ``Linear`` dropped; for ``size``-pixel images other than its own, resized to its own
+    first (``companion.resized_input``, the twin of ``graph.resized_input``)."""
+    import torch
+
+    if kind == "pyramid":
+        from wanwu.models.pyramid import PyramidFeatures
+
+        features = PyramidFeatures(model)
+    else:
+        features = _replace_last_linear(model, torch.nn.Identity())
+    own = get_model_spec(name).preprocessing.crop_size
+    return (features if size == own else resized_input(features, own)).eval()
 
 
 def feature_source(base: ModelSource, kind: str = "global", size: int | None = None) -> FeatureSource:
     """The base's features model: its ONNX export cut before the last layer (``pyramid``: with the pyramid pooling
     in place of the base's own), made once in its bundle (``features[-pyramid]/model.onnx``); the torch engine
     drops the last ``Linear`` (or runs ``PyramidFeatures``) instead. ``size``: for images of another size than the
-    base's own (a companion base reads the first base's input, ``wanwu.trained.companion``): exported from torch at
-    that size (``features[-pyramid]-<size>/``), and normalised as the base's own input."""
+    base's own (a companion base reads the first base's input, ``wanwu.trained.companion``): the same model reading
+    them resized in the graph (``features[-pyramid]-from<size>/``), normalised as the base's own input."""
     if kind not in FEATURES_DIR:
         raise ValueError(f"unknown feature kind {kind!r}")
     own = size in (None, base.spec.preprocessing.crop_size)
@@ -190,7 +196,7 @@ class TrainedSource(ModelSource):
     @property
     def companion(self) -> Companion | None:
         """A second base whose features the head also reads (``wanwu.trained.companion``); None for most versions."""
-        return Companion.from_dict((self.manifest["head"].get("features") or {}).get("companion"))
+        return companion_of(self.manifest)
 
     @property
     def features(self) -> str:
@@ -214,16 +220,12 @@ class TrainedSource(ModelSource):
         with torch.no_grad():
             layer.weight.copy_(torch.from_numpy(weight))
             layer.bias.copy_(torch.from_numpy(bias))
-        if self.features == "pyramid":
-            from wanwu.models.pyramid import PyramidFeatures
-
-            features = PyramidFeatures(model)
-        else:
-            features = _replace_last_linear(model, torch.nn.Identity())
+        base = self.manifest["base"]["model"]
+        features = features_module(model, self.features, base, get_model_spec(base).preprocessing.crop_size)
         companion = self.companion
-        if companion is not None:
-            second = feature_source(self._verified(companion.model, companion.weights_sha256), companion.kind, companion.size)
-            features = joined(features, second.torch_model())
+        if companion is not None:  # its torch model straight from its checkpoint: no ONNX file is made for it
+            second = self._verified(companion.model, companion.weights_sha256).torch_model()
+            features = joined(features, features_module(second, companion.kind, companion.model, companion.size))
         head = torch.nn.Sequential(_signed_sqrt_module(), layer)
         evidence = self.in_set_evidence()
         if evidence is None:

@@ -26,8 +26,8 @@ FOLDS = 5
 CANDIDATE_BASES = ("efficientnet_lite0", "efficientnet_lite2")
 CANDIDATE_FEATURES = ("global", "pyramid")
 # Both bases joined (``wanwu.trained.companion``): the pair's features are the first's, then the companion's of the same
-# input. Listed last, so a tie keeps a single base; searched up to ``JOINED_UP_TO`` training images, where the
-# companion's extraction and the widest folds fit the time budget and few examples gain most from a second view.
+# input. Listed last, the richest (``best`` keeps it unless clearly beaten); searched up to ``JOINED_UP_TO`` training
+# images, where the companion's extraction and the widest folds fit the time budget.
 JOINED = ("efficientnet_lite2", "efficientnet_lite0")
 JOINED_UP_TO = 500
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from pathlib import Path
 
@@ -132,8 +133,10 @@ def _in_set(run: Run, x: np.ndarray) -> None:
     run.in_set, run.out_of_set = measure(embeddings, len(run.views), run.options.seed)
 
 
+@functools.cache
 def _global_width(base: ModelSource) -> int:
-    """The base's embedding size: the channels of the last map its pyramid pools first."""
+    """The base's embedding size: the channels of the last map its pyramid pools first (read once: the search asks
+    for each global candidate and the out-of-set evidence again)."""
     return pyramid_maps(base)[0]["shape"][0]
 
 
