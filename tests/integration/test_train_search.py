@@ -161,3 +161,10 @@ def test_a_joined_pair_quantizes_and_int8_agrees(home: Path, data: Path) -> None
     assert main(["--home", str(home), "quantize", "pair@1", "--calib", str(data), "--subset", "12", "--no-augment"]) == 0
     files = sorted(data.rglob("*.png"))
     assert int8_agreement("pair@1", home, files) >= len(files) - 1  # at most one near-tie flips
+
+
+def test_an_unknown_companion_fails_before_any_extraction(data: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--home", str(tmp_path), "train", str(data), "--name", "x", "--base", "efficientnet_lite2+nope"])
+    assert code == 1 and "unknown model 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "embeddings").exists()

@@ -206,11 +206,12 @@ def _explicit(options: TrainOptions, data: TrainingSet, home: Path, reporter: Re
     features = features_for(options.features, len(data.train))
     first, second = split_bases(_named_base(options))
     run = _new_run(options, data, _base(first, home), features)
+    companion_base = _base(second, home) if second is not None else None  # a wrong name fails before any extraction
     run.choice = (search.skipped_record(DEFAULT_BASE, features, len(data.train)) if options.base in (None, AUTO)
                   else search.explicit_record(_named_base(options), features))
     vectors: Vectors = _embed(run, home, reporter)
-    if second is not None:
-        companion = Run(options, data, _base(second, home), run.preprocessing, run.views, features)
+    if companion_base is not None:
+        companion = Run(options, data, companion_base, run.preprocessing, run.views, features)
         vectors = Joined(vectors, _embed(companion, home, reporter))
         run.companion = companion.base
         run.extraction = {**run.extraction, "bases": {_extraction_name(r): r.extraction for r in (run, companion)}}
