@@ -159,6 +159,32 @@ def test_a_trained_model_shows_its_own_classes_and_threshold(  # type: ignore[no
         page.screenshot(path=str(screenshot_dir / "answer-trained-en.png"), full_page=True, animations="disabled")
 
 
+def test_out_of_set_says_why_it_is_not_sure(new_page, trained_server, grey) -> None:  # type: ignore[no-untyped-def]
+    """The script's card for a result with ``out_of_set`` (a real one: tests/integration/test_train.py); the API's
+    answer for the grey image is marked so, as a version with out-of-set evidence answers a photo unlike its classes."""
+    page = new_page(trained_server)
+    with grey.open("rb") as fh:  # Playwright's route.fetch() drops a multipart body: ask the API here
+        answer = httpx.post(f"{trained_server.base_url}/v1/classify", params={"top_k": 5},
+                            files={"image": (grey.name, fh, "image/png")}).json()
+    answer["results"][0]["out_of_set"] = True
+    assert answer["results"][0]["unknown"] is True
+
+    def mark(route) -> None:  # type: ignore[no-untyped-def]
+        route.fulfill(json=answer)
+
+    page.route("**/v1/classify*", mark)
+    card = _upload(page, trained_server, grey)
+    page.locator(".card.is-done").first.wait_for()
+    assert "is-unknown" in card.get_attribute("class")
+    assert card.locator(".not-sure-hint").inner_text() == "这张图不像这个模型学过的任何一类：它可能是别的东西。"
+    page.click(".lang-switch [data-lang=en]")
+    assert card.locator(".not-sure-hint").inner_text().startswith("This image is like none of the classes")
+    page.unroute("**/v1/classify*")
+    plain = _upload(page, trained_server, grey)
+    page.locator(".card.is-done").first.wait_for()
+    assert plain.locator(".not-sure-hint").inner_text().startswith("No confident answer")
+
+
 def test_the_browser_language_decides_until_a_choice_is_made(new_page, live_server) -> None:  # type: ignore[no-untyped-def]
     english = new_page(locale="en-US")
     response = english.goto("/")

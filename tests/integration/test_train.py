@@ -145,6 +145,38 @@ def test_a_photo_like_no_training_image_is_out_of_set_on_every_engine(trained: d
         np.testing.assert_allclose(similarity[engine], evidence.similarity(features), atol=2e-3, err_msg=engine)
 
 
+def test_the_service_says_out_of_set_in_v1_v2_and_on_the_page(trained: dict, home: Path, test_set: Path,
+                                                               photos_dir: Path) -> None:
+    import base64
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from tests.service.conftest import wait_ready
+    from wanwu.service.app import create_app
+    from wanwu.service.settings import ServiceSettings
+
+    dog, shape = (photos_dir / "dog.jpg").read_bytes(), next(test_set.rglob("*.png")).read_bytes()
+    settings = ServiceSettings(home=home, decode_threads=1, inference_threads=1)
+    classifier = Classifier.load("shapes@1", engine="onnxruntime", home=home, threads=2)
+    with TestClient(create_app(settings, classifier=classifier)) as client:
+        wait_ready(client.get)
+        v1 = client.post("/v1/classify", files=[("image", ("dog.jpg", dog)), ("image", ("shape.png", shape))]).json()
+        (outside, inside) = v1["results"]
+        assert (outside["out_of_set"], outside["unknown"], inside["out_of_set"]) == (True, True, False)
+        again = client.post("/v1/classify?view=classes", files={"image": ("dog.jpg", dog)}).json()["results"][0]
+        assert again["cached"] and again["out_of_set"] is True  # the cache keeps it
+        request = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [base64.b64encode(dog).decode()]}]}
+        v2 = client.post("/v2/models/shapes/infer", json=request).json()
+        (extra,) = next(o for o in v2["outputs"] if o["name"] == "categories")["data"]
+        assert json.loads(extra)["out_of_set"] is True and json.loads(extra)["unknown"] is True
+        hints = lambda page: re.findall(r"<p class=not-sure-hint>(.*?)</p>", page)  # noqa: E731
+        page = client.post("/?lang=en", files={"image": ("dog.jpg", dog)}).text
+        assert "is-unknown" in page and "like none of the classes this model was taught" in "".join(hints(page))
+        in_set = hints(client.post("/?lang=en", files={"image": ("shape.png", shape)}).text)
+        assert not any("like none" in hint for hint in in_set)  # in set: at most the plain "not sure" hint
+
+
 def test_eval_on_an_imagefolder(trained: dict, home: Path, test_set: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     (result,) = _run_json(capsys, ["--home", str(home), "eval", "--json", "--model", "shapes@1", str(test_set)])
     assert result["model"] == "shapes@1" and result["images"] == 12 and result["top1"] >= 0.9

@@ -1,8 +1,8 @@
 """Result cache: identical image bytes + model + options -> the answer, in-process or Redis.
 
-The cache stores an ``Answer``: the top ``max_top_k`` (index, score) pairs, the everyday categories' (id, score)
-and ``unknown``, all worked out from the full probabilities once, so requests that differ only in ``top_k``,
-``min_score``, ``lang`` or ``view`` share one entry.
+The cache stores an ``Answer``: the top ``max_top_k`` (index, score) pairs, the everyday categories' (id, score),
+``unknown`` and (a trained version) ``out_of_set``, all worked out from the full probabilities once, so requests
+that differ only in ``top_k``, ``min_score``, ``lang`` or ``view`` share one entry.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ class Answer(TypedDict):
     ranked: Ranked
     categories: list[tuple[str, float]]  # (category id, score), highest first; empty for a trained model
     unknown: bool | None
+    out_of_set: bool | None  # a trained version with out-of-set evidence: like none of its training images
 
 log = logging.getLogger("wanwu.cache")
 
@@ -98,7 +99,8 @@ class RedisCache:
             return None
         data = json.loads(raw)
         return Answer(ranked=[(int(i), float(s)) for i, s in data["ranked"]],
-                      categories=[(str(c), float(s)) for c, s in data["categories"]], unknown=data["unknown"])
+                      categories=[(str(c), float(s)) for c, s in data["categories"]], unknown=data["unknown"],
+                      out_of_set=data.get("out_of_set"))
 
     async def put(self, key: str, value: Answer) -> None:
         try:

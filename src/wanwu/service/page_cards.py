@@ -3,7 +3,8 @@
 Per image: the summary line first ("猫 cat 92 % · 可能是埃及猫 Egyptian cat 39 %", the rule of
 ``wanwu.categories.summary``), then the everyday category chips (the headline and the other most specific ones first,
 their parents de-emphasised), then the fine labels. When ``unknown`` is true the line says "不确定 not sure" and the
-chips and labels are listed, de-emphasised, under "best guesses". A name whose Chinese and English are the same (a
+chips and labels are listed, de-emphasised, under "best guesses" (with why, when a trained version found the image
+like none of its training images: ``out_of_set``). A name whose Chinese and English are the same (a
 trained model's "mammals") is shown once. Names carry both languages; the stylesheet hides the Chinese in English.
 """
 
@@ -114,7 +115,8 @@ def answer(lang: str, result: dict) -> str:
     """Summary, chips, fine labels; under "best guesses", de-emphasised, when ``unknown``."""
     details = _chips(lang, result.get("categories") or []) + predictions_list(lang, result.get("predictions") or [])
     if result.get("unknown"):
-        details = (f"<p class=not-sure-hint>{i18n(lang, 'not_sure_hint')}</p>"
+        hint = "out_of_set_hint" if result.get("out_of_set") else "not_sure_hint"
+        details = (f"<p class=not-sure-hint>{i18n(lang, hint)}</p>"
                    f"<div class=guesses>{i18n(lang, 'best_guesses', 'h4', ' class=guesses-title')}{details}</div>")
     return summary_line(lang, result) + details
 

@@ -87,7 +87,7 @@ class Pipeline:
         categories and ``unknown`` from the full probabilities; a trained model: its own classes and threshold)."""
         result = self.classifier.results(logits[None], self.settings.max_top_k)[0]
         return Answer(ranked=[(p.index, p.score) for p in result], categories=[(c.id, c.score) for c in result.categories],
-                      unknown=result.unknown)
+                      unknown=result.unknown, out_of_set=result.out_of_set)
 
     def _format(self, answer: Answer, options: ClassifyOptions) -> dict:
         top_k = options.top_k or self.settings.top_k
@@ -96,6 +96,8 @@ class Pipeline:
         categories = [table.category(table.ids.index(cid), score) for cid, score in answer["categories"]]
         unknown = bool(answer["unknown"])
         out: dict = {"summary": summary(categories, predictions, options.lang, unknown), "unknown": answer["unknown"]}
+        if answer.get("out_of_set") is not None:  # only a trained version with the evidence says it
+            out["out_of_set"] = answer["out_of_set"]
         if options.view != "classes":
             out["categories"] = [c.as_dict(options.lang, digits=6) for c in categories]
         if options.view != "categories":

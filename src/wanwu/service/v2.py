@@ -132,10 +132,12 @@ async def classify_all(state: ServiceState, pipeline: Pipeline, request: InferRe
 
 def _tensors(results: list[dict]) -> dict[str, tuple[np.ndarray | list[list[str]], list[int]]]:
     """Each output's value and shape: the top k classes ``[N, k]``, and per image its everyday categories, ``unknown``
-    and summary as one JSON string ``[N]`` (``[]`` for a trained model, which keeps its own classes)."""
+    (a trained version with the evidence: ``out_of_set`` too) and summary as one JSON string ``[N]`` (categories ``[]``
+    for a trained model, which keeps its own classes)."""
     rows = [r["predictions"] for r in results]
     n, k = len(rows), min(len(p) for p in rows)
-    extra = [[json.dumps({"categories": r.get("categories", []), "unknown": r["unknown"], "summary": r["summary"]},
+    extra = [[json.dumps({"categories": r.get("categories", []), "unknown": r["unknown"],
+                          **{key: r[key] for key in ("out_of_set",) if key in r}, "summary": r["summary"]},
                          ensure_ascii=False)] for r in results]
     return {
         "labels": ([[p["label"] for p in row[:k]] for row in rows], [n, k]),

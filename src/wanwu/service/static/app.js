@@ -171,7 +171,8 @@
   function answerNodes(r) {
     const details = [chipsNode(r.categories || []), predictionsNode(r.predictions || [])].filter(Boolean);
     if (!r.unknown) return [summaryNode(r), ...details];
-    return [summaryNode(r), el("p", { class: "not-sure-hint", i18n: "not_sure_hint" }),
+    const hint = r.out_of_set ? "out_of_set_hint" : "not_sure_hint"; // a trained version: like none of its classes
+    return [summaryNode(r), el("p", { class: "not-sure-hint", i18n: hint }),
       el("div", { class: "guesses" }, el("h4", { class: "guesses-title", i18n: "best_guesses" }), ...details)];
   }
 
