@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Few-shot `wanwu train`: 6 classes × 16 training images of cut-outs with transparency, held-out top-1 per base choice.
 
-    .venv/bin/python bench/fewshot.py [--set fashion|emoji] [--draws 5] [--per-class 16] [--test-per-class 100]
-                                      [--threads 2] [--json-out F]
+    .venv/bin/python bench/fewshot.py [--set fashion|emoji] [--trim] [--draws 5] [--per-class 16]
+                                      [--test-per-class 100] [--threads 2] [--json-out F]
 
 Two proxies (issue 24's set of cut-out photos is not available here), chosen with --set:
   fashion (the default): Fashion-MNIST's first six classes (T-shirt, trouser, pullover, dress, coat, sandal). Its
@@ -13,7 +13,9 @@ Two proxies (issue 24's set of cut-out photos is not available here), chosen wit
   emoji: bench/emoji_set.py, six everyday classes (mammal, produce, ground vehicle, clothing and footwear, prepared
     food, sports equipment) of colour emojis rendered from the Noto Color Emoji font as 224 px RGBA cut-outs. Each
     class has 30-50 members: the ones not drawn for training are the held-out images (--test-per-class is ignored).
-wanwu composites the cut-outs on white. Per draw (seeded picks of the training and the test images), in a fresh
+--trim crops every cut-out to its object's box (alpha > 0), as PNG cut-out sites ship them, and adds a run of the
+default with `--crop full` (what `--crop auto` chose before it letterboxed cut-outs). wanwu composites the cut-outs
+on white. Per draw (seeded picks of the training and the test images), in a fresh
 store shared by the draws: `wanwu train` with the default (`--base auto`), `--base efficientnet_lite0` (the default
 before: Lite0, pyramid features) and `--base efficientnet_lite2`, each then `wanwu eval` on the held-out images.
 Prints one row per draw and the mean, with the CPU.
@@ -83,14 +85,32 @@ SETS = {"fashion": (fashion_split, fashion.available, "needs Fashion-MNIST: apt-
         "emoji": (emoji_split, emoji_set.available, "needs the emoji font: apt-get install fonts-noto-color-emoji")}
 
 
+def trim(folder: Path) -> None:
+    """Every cut-out cropped to its object's box, in place."""
+    from PIL import Image
+
+    for path in folder.rglob("*.png"):
+        with Image.open(path) as img:
+            box = img.getchannel("A").getbbox()
+            trimmed = img.crop(box) if box else img.copy()
+        trimmed.save(path)
+
+
+def runs(args: argparse.Namespace) -> dict[str, list[str]]:
+    return {**RUNS, "auto, --crop full": ["--crop", "full"]} if args.trim else RUNS
+
+
 def draw(home: Path, root: Path, seed: int, args: argparse.Namespace) -> dict:
     train, test = root / f"train-{seed}", root / f"test-{seed}"
     SETS[args.set][0](train, test, args, seed)
+    if args.trim:
+        trim(train)
+        trim(test)
     test_images = sum(1 for _ in test.rglob("*.png"))
     print(f"  seed {seed}: {sum(1 for _ in train.rglob('*.png'))} training, {test_images} held-out images", flush=True)
     row: dict = {"seed": seed, "test_images": test_images}
-    for run, extra in RUNS.items():
-        name = f"d{seed}-{run.split()[0].replace('+', '-')}"
+    for i, (run, extra) in enumerate(runs(args).items()):
+        name = f"d{seed}-{i}"
         seconds, done = wanwu(home, "train", str(train), "--name", name, "--json",
                               "--threads", str(args.threads), *extra)
         summary = json.loads(done.stdout)
@@ -107,6 +127,7 @@ def draw(home: Path, root: Path, seed: int, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", choices=tuple(SETS), default="fashion", help="the proxy data set (default fashion)")
+    parser.add_argument("--trim", action="store_true", help="cut-outs cropped to the object's box")
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--per-class", type=int, default=16)
     parser.add_argument("--test-per-class", type=int, default=100, help="fashion only (emoji: all the rest)")
@@ -121,18 +142,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="wanwu-fewshot-") as tmp:
         rows = [draw(Path(tmp) / "home", Path(tmp), seed, args) for seed in range(args.draws)]
     held_out = sorted({row["test_images"] for row in rows})
-    print(f"\n{args.set}: {CLASSES} classes × {args.per_class} training images (cut-outs), "
+    columns = runs(args)
+    print(f"\n{args.set}: {CLASSES} classes × {args.per_class} training images ({'trimmed ' if args.trim else ''}cut-outs), "
           f"{'/'.join(map(str, held_out))} held-out; "
           f"CPU: {cpu_info().describe()}, --threads {args.threads}")
-    print("| draw | " + " | ".join(RUNS) + " | auto chose |")
-    print("|---|" + "---|" * (len(RUNS) + 1))
+    print("| draw | " + " | ".join(columns) + " | auto chose |")
+    print("|---|" + "---|" * (len(columns) + 1))
     for row in rows:
         chosen = row["default (auto)"]["chosen"] or {}
-        print(f"| {row['seed']} | " + " | ".join(f"{row[r]['test_top1']:.3f}" for r in RUNS)
+        print(f"| {row['seed']} | " + " | ".join(f"{row[r]['test_top1']:.3f}" for r in columns)
               + f" | {chosen.get('base')}{'+' + chosen['companion'] if chosen.get('companion') else ''} "
               f"{chosen.get('features')} |")
-    means = {r: float(np.mean([row[r]["test_top1"] for row in rows])) for r in RUNS}
-    print("| mean | " + " | ".join(f"**{means[r]:.3f}**" for r in RUNS) + " | |")
+    means = {r: float(np.mean([row[r]["test_top1"] for row in rows])) for r in columns}
+    print("| mean | " + " | ".join(f"**{means[r]:.3f}**" for r in columns) + " | |")
     if args.json_out:
         out = {"set": args.set, "rows": rows, "means": means, "cpu": cpu_info().describe()}
         args.json_out.write_text(json.dumps(out, indent=1))

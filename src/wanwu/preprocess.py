@@ -156,9 +156,14 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         # Pillow's own conversion clips 16-bit and float values at 255 (an all-white image).
         img = _scaled_to_8_bits(img)
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
+    if has_transparency(img):
         return _on_white(img)
     return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def has_transparency(img: Image.Image) -> bool:
+    """Whether the (opened, not necessarily decoded) image has an alpha channel or a transparent palette entry."""
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
 
 
 def _tiles(size: tuple[int, int], tile: int) -> Iterator[tuple[int, int, int, int]]:
@@ -248,6 +253,8 @@ def crop_pixels(img: Image.Image, pre: Preprocessing, resize_crop_only: bool = F
     takes it too when the resized image would hold more than ``EXACT_RESIZE_MAX_CROPS`` crops
     (aspect ratios beyond ~12:1): its cost is then the crop's, not the strip's.
     """
+    if pre.pad:
+        img = letterboxed(img, pre.resize_size, _INTERPOLATION[pre.interpolation])
     size = resized_size(img.size, pre.resize_size)
     if min(size) < pre.crop_size:
         raise ValueError(f"crop {pre.crop_size} is larger than the resized image {size}")
@@ -262,6 +269,16 @@ def crop_pixels(img: Image.Image, pre: Preprocessing, resize_crop_only: bool = F
         img = img.resize(size, interpolation) if size != img.size else img
         img = img.crop(box)
     return np.asarray(img, dtype=np.uint8)
+
+
+def letterboxed(img: Image.Image, side: int, interpolation: Image.Resampling) -> Image.Image:
+    """The whole image scaled to fit a ``side`` square (longer side -> ``side``), centred on white: the colour a
+    cut-out's transparency is composited on, so a trimmed cut-out gets back the margin it was cut from."""
+    scale = side / max(img.size)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    canvas = Image.new("RGB", (side, side), (255, 255, 255))
+    canvas.paste(img.resize(size, interpolation) if size != img.size else img, ((side - size[0]) // 2, (side - size[1]) // 2))
+    return canvas
 
 
 def normalize(pixels: np.ndarray, pre: Preprocessing) -> np.ndarray:

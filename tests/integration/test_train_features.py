@@ -86,9 +86,13 @@ def test_global_features_are_the_base_embedding_as_before(trained: dict, home: P
 def test_each_feature_kind_has_its_own_cache(trained: dict, home: Path) -> None:
     base = open_model("efficientnet_lite0", home)
     pre = training_preprocessing(base.spec.preprocessing, "full")
-    old_name = f"efficientnet_lite0-{base.weights_sha256[:16]}-{hashlib.sha256(repr(pre).encode()).hexdigest()[:8]}"
+    before = ("Preprocessing(resize_size=224, crop_size=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), "
+              "interpolation='bilinear')")  # its repr before there was a choice of features (or ``pad``)
+    old_name = f"efficientnet_lite0-{base.weights_sha256[:16]}-{hashlib.sha256(before.encode()).hexdigest()[:8]}"
     assert cache_folder(home, base, pre, "global").name == old_name  # caches written before there was a choice still count
     assert cache_folder(home, base, pre, "pyramid") != cache_folder(home, base, pre, "global")
+    padded = training_preprocessing(base.spec.preprocessing, "pad")
+    assert cache_folder(home, base, padded, "global") != cache_folder(home, base, pre, "global")  # other pixels
     glob, pyr = _cache(home, "global"), _cache(home, "pyramid")
     assert set(glob.vectors) == set(pyr.vectors) and len(glob.vectors) > 0
     assert {v.shape for v in glob.vectors.values()} == {(1280,)} and {v.shape for v in pyr.vectors.values()} == {(14720,)}
@@ -133,3 +137,57 @@ def test_resnet_pyramid_features_agree_in_onnx_and_torch(resnet_source) -> None:
     with torch.no_grad():
         torch_features = module(torch.from_numpy(model_input(pixels, resnet_source.spec.preprocessing))).numpy()
     np.testing.assert_allclose(torch_features, onnx_out, atol=1e-4)
+
+
+def _cut_outs(root: Path, per_class: int) -> Path:
+    """The shapes as cut-outs: drawn on a transparent canvas, trimmed to the object (as PNG cut-out sites ship them)
+    and stretched tall or wide."""
+    from PIL import Image, ImageDraw
+
+    from tests.shapes import SHAPES
+
+    rng = np.random.default_rng(3)
+    for folder, (colour, shape) in SHAPES.items():
+        (root / folder).mkdir(parents=True)
+        for i in range(per_class):
+            img = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+            box = [int(v) for v in (*rng.integers(0, 16, 2), *rng.integers(48, 64, 2))]
+            fill = (*(int(np.clip(c + rng.integers(-25, 26), 0, 255)) for c in colour), 255)
+            draw = ImageDraw.Draw(img)
+            if shape == "circle":
+                draw.ellipse(box, fill=fill)
+            elif shape == "square":
+                draw.rectangle(box, fill=fill)
+            else:
+                draw.polygon([((box[0] + box[2]) // 2, box[1]), (box[0], box[3]), (box[2], box[3])], fill=fill)
+            img = img.crop(img.getchannel("A").getbbox())
+            stretch = float(rng.choice([0.4, 2.5]))
+            img.resize((max(8, round(img.width * stretch)), img.height)).save(root / folder / f"{i:03d}.png")
+    return root
+
+
+def test_a_set_of_cut_outs_is_letterboxed_in_training_and_in_serving(home: Path, tmp_path: Path) -> None:
+    from wanwu.preprocess import crop_pixels, decode_image
+
+    data = _cut_outs(tmp_path / "cut-outs", per_class=5)
+    args = ["--home", str(home), "train", str(data), "--name", "cut", "--augment", "none", "--base", "efficientnet_lite0"]
+    assert main([*args, "--threads", "2"]) == 0  # --crop auto: every training image has transparency
+    (version,) = versions(home, "cut")
+    pre = version.manifest["preprocessing"]
+    assert (pre["crop"], pre["pad"], pre["resize_size"]) == ("pad", True, 224)
+    assert pre["crop_why"] == f"{version.manifest['data']['train_images']} of {version.manifest['data']['train_images']} " \
+                              "training images have transparency (cut-outs)"
+    classifier = Classifier.load("cut@1", engine="onnxruntime", home=home, threads=2)
+    files = sorted(data.rglob("*.png"))
+    pixels = np.stack([classifier.pixels(f) for f in files])
+    tall = next(i for i, f in enumerate(files) if decode_image(f.read_bytes()).height > decode_image(f.read_bytes()).width)
+    assert (pixels[tall][:, :40] == 255).all() and (pixels[tall][:, -40:] == 255).all()  # letterboxed, as trained
+    base = open_model("efficientnet_lite0", home)
+    letterboxed = training_preprocessing(base.spec.preprocessing, "pad")
+    expected = np.stack([crop_pixels(decode_image(f.read_bytes()), letterboxed) for f in files])
+    np.testing.assert_array_equal(pixels, expected)
+    cache = EmbeddingCache(cache_folder(home, base, letterboxed, "pyramid"))
+    vectors = np.stack([cache.get(hashlib.sha256(f.read_bytes()).hexdigest(), "center") for f in files])
+    source = open_model("cut@1", home)
+    np.testing.assert_allclose(classifier.logits(pixels), Head(*source.head(), 0, 0.0).logits(vectors),  # type: ignore[attr-defined]
+                               atol=CACHED_ATOL)

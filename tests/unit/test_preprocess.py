@@ -120,6 +120,26 @@ def test_transparent_pixels_become_white() -> None:
     assert np.asarray(decode_image(encode(rgba, "PNG"))).min() == 255
 
 
+def test_pad_letterboxes_the_whole_image_on_white_and_leaves_a_square_as_it_was() -> None:
+    """``--crop pad`` (a trained version's preprocessing): a tall cut-out keeps its top and bottom, which the square
+    crop of the shorter side cuts; the margins are the white cut-outs are composited on."""
+    import dataclasses
+
+    full = dataclasses.replace(LITE, resize_size=LITE.crop_size)
+    pad = dataclasses.replace(full, pad=True)
+    tall = np.zeros((300, 100, 3), np.uint8)
+    tall[:10], tall[-10:] = (255, 0, 0), (0, 0, 255)  # a red top and a blue bottom
+    cropped, padded = crop_pixels(Image.fromarray(tall), full), crop_pixels(Image.fromarray(tall), pad)
+    assert cropped.shape == padded.shape == (224, 224, 3)
+    assert not (cropped[..., 0] > 200).any() and not (cropped[..., 2] > 200).any()  # both ends cut away
+    middle = padded[:, 112]
+    assert middle[0].tolist() == [255, 0, 0] and middle[-1].tolist() == [0, 0, 255]  # both kept, the whole height
+    assert (padded[:, :30] == 255).all() and (padded[:, -30:] == 255).all()  # white margins left and right
+    assert padded[:, 80:140].max(axis=2).min() < 255  # the image itself, scaled to 75 px wide, in the middle
+    square = gradient_image(200, 200)
+    np.testing.assert_array_equal(crop_pixels(square, pad), crop_pixels(square, full))
+
+
 def test_gif_uses_the_first_frame() -> None:
     frames = [Image.new("RGB", (40, 30), c).convert("P") for c in ((255, 0, 0), (0, 0, 255))]
     data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])

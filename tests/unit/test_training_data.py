@@ -100,3 +100,25 @@ def test_copies_are_counted_where_too_few_images_are_left(tmp_path: Path) -> Non
     shutil.copy(lonely / "x.png", lonely / "y.png")  # the same file twice: one image
     with pytest.raises(DatasetError, match=r"zz-one has 1 usable image of 2 files found \(1 duplicate of another file\)"):
         prepare(tmp_path, val_split=0)
+
+
+def test_cut_outs_are_seen_in_the_header_and_crop_auto_letterboxes_a_set_of_mostly_cut_outs(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from wanwu.training.train import crop_for
+
+    write_shapes(tmp_path, per_class=4)
+    for i, png in enumerate(sorted(tmp_path.rglob("*.png"))[:6]):  # half of the 12: cut-outs with transparency
+        img = Image.open(png).convert("RGBA")
+        img.putalpha(Image.new("L", img.size, 255 if i % 2 else 0))
+        img.save(png)
+    palette = tmp_path / "红色圆形" / "palette.gif"
+    Image.new("P", (16, 16), 3).save(palette, transparency=3)
+    data = prepare(tmp_path, val_split=0.0)
+    cutouts = {s.path for s in data.train if s.cutout}
+    assert len(cutouts) == 7 and palette in cutouts
+    assert crop_for("auto", data.train) == ("pad", "7 of 13 training images have transparency (cut-outs)")
+    photos = [s for s in data.train if not s.cutout]
+    assert crop_for("auto", photos)[0] == "full" and crop_for("center", data.train) == ("center", "--crop")
+    with pytest.raises(DatasetError, match="--crop must be one of auto, full, center, pad"):
+        crop_for("letterbox", data.train)

@@ -40,8 +40,10 @@ def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
     train.add_argument("--labels", type=Path, metavar="FILE", help="labels file: 'folder<TAB>english<TAB>中文' per line")
     train.add_argument("--augment", choices=("auto", "none", "flip", "all"), default="auto",
                        help="extra views of each training image: flip, all (flips and zoomed crops); auto: all below 500 images")
-    train.add_argument("--crop", choices=("full", "center"), default="full",
-                       help="full: the whole shorter side (default); center: the base model's ImageNet crop")
+    train.add_argument("--crop", choices=("auto", "full", "center", "pad"), default="auto",
+                       help="full: the shorter side whole, cropped square; pad: the whole image letterboxed on white; "
+                            "center: the base model's ImageNet crop; auto (default): pad when most images are cut-outs "
+                            "(with transparency), else full")
     train.add_argument("--features", choices=("auto", "global", "pyramid"), default="auto",
                        help="head: what the head reads: global (the base's embedding), pyramid (also a 3x3 grid of "
                        "averages of its last two maps: where things are; 11.5x wider); auto: pyramid below 10,000 images")
@@ -101,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         reporter.finish()
     m = version.manifest
     if args.json:
-        keys = ("model", "kind", "created_at", "base", "base_choice", "head", "metrics", "unknown", "timings_s", "extraction")
+        keys = ("model", "kind", "created_at", "base", "base_choice", "preprocessing", "head", "metrics", "unknown",
+                "timings_s", "extraction")
         print_json({k: m.get(k) for k in keys}
                    | {"path": str(version.path), "report": str(version.path / "report.html"), "skipped": len(run_.data.skipped)})
         return 0
@@ -120,6 +123,8 @@ def _print_summary(version) -> None:  # type: ignore[no-untyped-def]
     print(f"{version.ref}: {len(m['classes'])} classes from {used} images on {bases_of(m)}; {score}")
     if m.get("base_choice"):
         print(f"base: {m['base_choice']['summary']}")
+    if m["preprocessing"].get("crop_why", "--crop") != "--crop":
+        print(f"crop: {m['preprocessing']['crop']} ({m['preprocessing']['crop_why']})")
     if m.get("kind") == "finetune":
         h = m["head"]
         print(f"fine-tuned the last {h['blocks']} block(s): best epoch {h['best_epoch']} of {h['epochs_run']}"

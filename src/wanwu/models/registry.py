@@ -21,6 +21,9 @@ class Preprocessing:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     interpolation: str = "bilinear"
+    # A trained version's choice (``wanwu train --crop pad``): the whole image scaled into a ``resize_size`` square,
+    # centred on white, before the crop. Cut-outs trimmed to their object lose no part of it (ImageNet models: False).
+    pad: bool = False
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,8 @@ def _replace_last_linear(model, replacement):  # type: ignore[no-untyped-def]
 
 
 def preprocessing_from(data: dict) -> Preprocessing:
-    return Preprocessing(data["resize_size"], data["crop_size"], tuple(data["mean"]), tuple(data["std"]), data["interpolation"])
+    return Preprocessing(data["resize_size"], data["crop_size"], tuple(data["mean"]), tuple(data["std"]), data["interpolation"],
+                         bool(data.get("pad", False)))  # versions written before --crop pad have no "pad"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ class Sample:
     path: Path
     sha256: str
     label: int
+    cutout: bool = False  # has transparency (``--crop auto`` letterboxes a set of mostly cut-outs)
 
 
 @dataclass
@@ -43,24 +44,25 @@ def _hashed(folder: ImageFolder, skipped: list[tuple[Path, str]], reporter: Repo
         except OSError as err:
             skipped.append((path, f"unreadable: {err.strerror or err}"))
         else:
-            if (why := _not_an_image(data)) is not None:
+            why, cutout = _header(data)
+            if why is not None:
                 skipped.append((path, why))  # before hashing: copies of one non-image must not count as an image
             else:
-                out.append(Sample(path, hashlib.sha256(data).hexdigest(), label))
+                out.append(Sample(path, hashlib.sha256(data).hexdigest(), label, cutout))
         reporter.advance()
     return out
 
 
-def _not_an_image(data: bytes) -> str | None:
-    """Why ``data`` is not an image wanwu reads (its header only: cheap), or None."""
+def _header(data: bytes) -> tuple[str | None, bool]:
+    """Why ``data`` is not an image wanwu reads, or None; and whether it has transparency (its header only: cheap)."""
     from wanwu.errors import ImageError
-    from wanwu.preprocess import ImageLimits, open_checked
+    from wanwu.preprocess import ImageLimits, has_transparency, open_checked
 
     try:
-        open_checked(data, ImageLimits(max_bytes=len(data) + 1, max_pixels=1 << 62))
+        img = open_checked(data, ImageLimits(max_bytes=len(data) + 1, max_pixels=1 << 62))
     except ImageError as err:
-        return str(err)  # "not an image wanwu can read; ...", or the limit it breaks
-    return None
+        return str(err), False  # "not an image wanwu can read; ...", or the limit it breaks
+    return None, has_transparency(img)
 
 
 def _dedupe(samples: list[Sample], folder: ImageFolder, data: TrainingSet) -> list[Sample]:
@@ -137,7 +139,8 @@ def _val_folder(val_dir: Path, folder: ImageFolder, data: TrainingSet, reporter:
     samples = _hashed(val, data.skipped, reporter, "validation images")
     trained = {s.sha256 for s in data.train}
     data.val_overlap = [s.path for s in samples if s.sha256 in trained]
-    return [Sample(s.path, s.sha256, index[val.classes[s.label].folder]) for s in samples if s.sha256 not in trained]
+    return [Sample(s.path, s.sha256, index[val.classes[s.label].folder], s.cutout) for s in samples
+            if s.sha256 not in trained]
 
 
 def prepare(root: Path, labels_file: Path | None = None, val_dir: Path | None = None, val_split: float = 0.2,

@@ -151,7 +151,8 @@ def cache_folder(home: Path, base: ModelSource, pre: Preprocessing, features: st
     """Keyed by the weights, the preprocessing (another crop or interpolation is another embedding) and the features."""
     import hashlib
 
-    digest = hashlib.sha256((repr(pre) + FEATURE_DEFINITIONS[features]).encode()).hexdigest()[:8]
+    described = repr(pre) if pre.pad else repr(pre).replace(", pad=False", "")  # the digest of caches before ``pad``
+    digest = hashlib.sha256((described + FEATURE_DEFINITIONS[features]).encode()).hexdigest()[:8]
     suffix = "" if features == "global" else f"-{features}"
     return Layout(home).embedding_cache(base.spec.name, base.weights_sha256, digest + suffix)
 

@@ -52,11 +52,23 @@ def _choice_rows(choice: dict | None) -> list[tuple[str, str]]:
     return rows
 
 
+CROP_MEANING = {"full": "the shorter side whole, cropped square", "pad": "the whole image letterboxed on white",
+               "center": "the base model's ImageNet crop"}
+
+
+def _crop(pre: dict) -> str:
+    """"pad: the whole image letterboxed on white (40 of 48 training images have transparency (cut-outs))"."""
+    crop = pre.get("crop", "full")
+    why = pre.get("crop_why")
+    return f"{crop}: {CROP_MEANING.get(crop, crop)}" + (f" ({why})" if why and why != "--crop" else "")
+
+
 def _summary(m: dict) -> str:
     metrics, unknown, ex = m.get("metrics") or {}, m.get("unknown"), m["extraction"]
     rows = [
         ("base model", f"{m['base']['model']} (weights {m['base']['weights_sha256'][:12]}…)"),
         *_choice_rows(m.get("base_choice")),
+        ("crop", _crop(m["preprocessing"])),
         ("created", m["created_at"]),
         ("command", " ".join(m["command"]) or "—"),
         ("images", f"{m['data']['train_images']} training × views {', '.join(m['data']['views'])}; "

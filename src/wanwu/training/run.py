@@ -24,7 +24,7 @@ class TrainOptions:
     seed: int = 0
     labels: Path | None = None
     augment: str = "auto"  # auto | none | flip | all
-    crop: str = "full"  # full: the whole shorter side; center: the base model's ImageNet crop
+    crop: str = "auto"  # auto | full (the shorter side whole) | center (the base's ImageNet crop) | pad (letterboxed)
     mode: str = "head"
     features: str = "auto"  # head: auto | global | pyramid (what the head reads; ``wanwu.trained.graph``)
     epochs: int | None = None  # head: most L-BFGS iterations; finetune: most epochs (it stops early on validation)
@@ -61,4 +61,5 @@ class Run:
     head_node: str | None = None  # the head's Gemm in model.onnx (kept in fp32 by `wanwu quantize`)
     choice: dict | None = None  # head mode: which base and features, and why (``wanwu.training.search``)
     companion: ModelSource | None = None  # head mode: a second base beside ``base``, its features joined after
+    crop: dict = field(default_factory=dict)  # ``--crop`` resolved ("crop") and why ("why"; ``train.crop_for``)
 

@@ -34,7 +34,7 @@ SMALL_SET = 500  # below this many training images, ``--augment auto`` adds flip
 PYRAMID_BELOW = 10_000
 FEATURES = ("auto", "global", "pyramid")
 AUGMENT = {"none": ("center",), "flip": ("center", "flip"), "all": VIEWS}
-CROPS = ("full", "center")
+CROPS = ("auto", "full", "center", "pad")
 MODES = ("head", "finetune")
 
 
@@ -54,11 +54,24 @@ def features_for(features: str, train_images: int) -> str:
     return features
 
 
-def training_preprocessing(pre: Preprocessing, crop: str) -> Preprocessing:
-    """``full`` resizes the shorter side straight to the crop size (nothing cut from it); ``center`` is the base's."""
+def crop_for(crop: str, train: list[Sample]) -> tuple[str, str]:
+    """``--crop`` resolved, and why: ``auto`` letterboxes (``pad``) a set whose training images are mostly cut-outs
+    (with transparency: often trimmed to the object, which a square crop would cut), and crops ``full`` otherwise."""
     if crop not in CROPS:
         raise DatasetError(f"--crop must be one of {', '.join(CROPS)}; got {crop!r}")
-    return dataclasses.replace(pre, resize_size=pre.crop_size) if crop == "full" else pre
+    if crop != "auto":
+        return crop, "--crop"
+    cutouts = sum(s.cutout for s in train)
+    chosen = "pad" if 2 * cutouts >= len(train) else "full"
+    return chosen, f"{cutouts} of {len(train)} training images have transparency (cut-outs)"
+
+
+def training_preprocessing(pre: Preprocessing, crop: str) -> Preprocessing:
+    """``full``: the shorter side resized straight to the crop size (the longer one is still cut to a square);
+    ``pad``: the whole image letterboxed on white (nothing cut); ``center``: the base's own ImageNet crop."""
+    if crop == "center":
+        return pre
+    return dataclasses.replace(pre, resize_size=pre.crop_size, pad=crop == "pad")
 
 
 def _base(name: str, home: Path) -> ModelSource:
@@ -145,8 +158,9 @@ def _named_base(options: TrainOptions) -> str:
 
 
 def _new_run(options: TrainOptions, data: TrainingSet, base: ModelSource, features: str) -> Run:
-    return Run(options, data, base, training_preprocessing(base.spec.preprocessing, options.crop),
-               views_for(options.augment, len(data.train)), features)
+    crop, why = crop_for(options.crop, data.train)
+    return Run(options, data, base, training_preprocessing(base.spec.preprocessing, crop),
+               views_for(options.augment, len(data.train)), features, crop={"crop": crop, "why": why})
 
 
 def _searched(options: TrainOptions, data: TrainingSet, home: Path, reporter: Reporter) -> tuple[Run, Vectors]:

@@ -123,7 +123,7 @@ def manifest(run: Run, files: dict[str, str]) -> dict:
         "wanwu": __version__,
         "base": {"model": run.base.spec.name, "weights_sha256": run.base.weights_sha256},
         "base_choice": run.choice,
-        "preprocessing": {**dataclasses.asdict(run.preprocessing), "crop": o.crop},
+        "preprocessing": {**dataclasses.asdict(run.preprocessing), "crop": run.crop["crop"], "crop_why": run.crop["why"]},
         "head": _head(run, files),
         "classes": [
             {"index": i, "folder": c.folder, "label": c.english, "label_zh": c.chinese,
