@@ -20,13 +20,18 @@ from wanwu.trained.store import check_name, commit, new_partial, parse_ref, remo
 from wanwu.weights import sha256_file
 
 
-def fake_version(home: Path, name: str = "plants", payload: bytes = b"onnx") -> object:
+PREPROCESSING = {"resize_size": 224, "crop_size": 224, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear",
+                 "pad": True, "crop": "pad", "crop_why": "8 of 8 training images have transparency (cut-outs)"}
+
+
+def fake_version(home: Path, name: str = "plants", payload: bytes = b"onnx", preprocessing: dict | None = None) -> object:
     """A version with stand-in files (nothing here loads them)."""
     partial = new_partial(home)
     (partial / "model.onnx").write_bytes(payload)
     (partial / "head.npz").write_bytes(payload[::-1] + b"head")
     files = {f: sha256_file(partial / f) for f in ("model.onnx", "head.npz")}
-    manifest = {"base": {"model": "efficientnet_lite0", "weights_sha256": "0" * 64}, "classes": [], "files": files}
+    manifest = {"base": {"model": "efficientnet_lite0", "weights_sha256": "0" * 64}, "classes": [], "files": files,
+                "preprocessing": preprocessing or PREPROCESSING}
     return commit(home, partial, name, manifest)
 
 
@@ -133,6 +138,25 @@ def test_an_archive_conflicting_with_a_stored_version_is_refused(tmp_path: Path)
     export_version(tmp_path / "a", "plants@1", tmp_path / "x.wanwu")
     with pytest.raises(ArchiveError, match="already in the store with other weights"):
         import_archive(tmp_path / "b", tmp_path / "x.wanwu")
+
+
+def test_a_version_whose_preprocessing_this_wanwu_does_not_know_is_refused(tmp_path: Path) -> None:
+    """A newer wanwu's version (a preprocessing key unknown here) is refused at import and at load: served without
+    it, the model would get other pixels than it was trained on."""
+    from wanwu.errors import WanwuError
+    from wanwu.loader import ModelRequest, open_source
+    from wanwu.trained.source import preprocessing_from
+
+    assert preprocessing_from(PREPROCESSING).pad is True
+    assert preprocessing_from({k: v for k, v in PREPROCESSING.items() if k != "pad"}).pad is False  # before --crop pad
+    newer = {**PREPROCESSING, "gamma": 2.2}
+    fake_version(tmp_path / "a", preprocessing=newer)
+    export_version(tmp_path / "a", "plants@1", tmp_path / "x.wanwu")
+    with pytest.raises(ArchiveError, match="'gamma', unknown to this wanwu"):
+        import_archive(tmp_path / "b", tmp_path / "x.wanwu")
+    assert versions(tmp_path / "b") == []
+    with pytest.raises(WanwuError, match="plants@1: its preprocessing has 'gamma', unknown to this wanwu"):
+        open_source(ModelRequest("plants@1", home=tmp_path / "a"))
 
 
 def test_not_an_archive(tmp_path: Path) -> None:

@@ -107,16 +107,21 @@ def test_cut_outs_are_seen_in_the_header_and_crop_auto_letterboxes_a_set_of_most
 
     from wanwu.training.train import crop_for
 
-    write_shapes(tmp_path, per_class=4)
-    for i, png in enumerate(sorted(tmp_path.rglob("*.png"))[:6]):  # half of the 12: cut-outs with transparency
+    write_shapes(tmp_path, per_class=5)
+    pngs = sorted(tmp_path.rglob("*.png"))
+    for i, png in enumerate(pngs[:9]):  # 6 cut-outs (a transparent margin), then 3 opaque RGBA exports: not cut-outs
         img = Image.open(png).convert("RGBA")
-        img.putalpha(Image.new("L", img.size, 255 if i % 2 else 0))
+        alpha = Image.new("L", img.size, 0 if i < 6 else 255)
+        alpha.paste(255, (8, 8, img.width - 8, img.height - 8))
+        img.putalpha(alpha)
         img.save(png)
     palette = tmp_path / "红色圆形" / "palette.gif"
     Image.new("P", (16, 16), 3).save(palette, transparency=3)
     data = prepare(tmp_path, val_split=0.0)
     cutouts = {s.path for s in data.train if s.cutout}
-    assert len(cutouts) == 7 and palette in cutouts
+    assert cutouts == {*pngs[:6], palette}  # the opaque RGBA ones are photos
+    assert crop_for("auto", data.train) == ("full", "7 of 16 training images have transparency (cut-outs)")
+    data.train = [s for s in data.train if s.path not in pngs[9:12]]
     assert crop_for("auto", data.train) == ("pad", "7 of 13 training images have transparency (cut-outs)")
     photos = [s for s in data.train if not s.cutout]
     assert crop_for("auto", photos)[0] == "full" and crop_for("center", data.train) == ("center", "--crop")

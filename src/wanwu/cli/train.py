@@ -42,8 +42,8 @@ def add_parser(sub) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
                        help="extra views of each training image: flip, all (flips and zoomed crops); auto: all below 500 images")
     train.add_argument("--crop", choices=("auto", "full", "center", "pad"), default="auto",
                        help="full: the shorter side whole, cropped square; pad: the whole image letterboxed on white; "
-                            "center: the base model's ImageNet crop; auto (default): pad when most images are cut-outs "
-                            "(with transparency), else full")
+                            "center: the base model's ImageNet crop; auto (default): pad when at least half the training "
+                            "images are cut-outs (with transparent pixels), else full")
     train.add_argument("--features", choices=("auto", "global", "pyramid"), default="auto",
                        help="head: what the head reads: global (the base's embedding), pyramid (also a 3x3 grid of "
                        "averages of its last two maps: where things are; 11.5x wider); auto: pyramid below 10,000 images")

@@ -82,7 +82,7 @@ class RedisCache:
 
     name = "redis"
 
-    def __init__(self, url: str, ttl_s: int, prefix: str = "wanwu:v2:") -> None:  # v2: an Answer, no longer a list
+    def __init__(self, url: str, ttl_s: int, prefix: str = "wanwu:v3:") -> None:  # v3: an Answer with out_of_set
         import redis.asyncio as redis
 
         self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)

@@ -16,7 +16,8 @@ from wanwu.service.json_body import INVALID, Oversize, is_marker, parse_classify
 from wanwu.service.uploads import ClassifyOptions, Upload, _options
 
 INPUT = "image"
-# categories: per image, a JSON string {"categories", "unknown", "summary"} (shape [N])
+# categories: per image, a JSON string {"categories", "unknown", "summary"}, with "out_of_set" for a trained version
+# that has the evidence (shape [N])
 OUTPUTS = {"labels": "BYTES", "labels_zh": "BYTES", "scores": "FP32", "indices": "INT64", "categories": "BYTES"}
 HEADER_LENGTH = "Inference-Header-Content-Length"
 HOW_TO_SEND = f"the model takes one BYTES input {INPUT!r} of shape [N]: N encoded image files"

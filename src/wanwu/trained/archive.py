@@ -97,10 +97,12 @@ def _extract_verified(tar: tarfile.TarFile, manifest: dict, folder: Path, source
 
 def _check_version(folder: Path, manifest: dict, source: Path) -> dict:
     from wanwu.models.registry import get_model_spec
+    from wanwu.trained.source import preprocessing_from
 
     try:
         data = json.loads((folder / VERSION_FILE).read_text(encoding="utf-8"))
         get_model_spec(data["base"]["model"])
+        preprocessing_from(data["preprocessing"])  # a version from a newer wanwu is refused here, not served wrong
         consistent = data["name"] == manifest["name"] and data["version"] == manifest["version"]
         consistent = consistent and all(manifest["files"].get(f) == h for f, h in data["files"].items())
     except (ValueError, KeyError, TypeError) as err:

@@ -124,7 +124,17 @@ def _replace_last_linear(model, replacement):  # type: ignore[no-untyped-def]
     return model
 
 
+# What a version's ``preprocessing`` may hold: the fields, and what ``wanwu train`` notes beside them (``crop``: the
+# ``--crop`` it resolved; ``crop_why``). A key outside these was written by a newer wanwu, and serving the version
+# without it would feed the model other pixels than it was trained on.
+PREPROCESSING_NOTES = ("crop", "crop_why")
+
+
 def preprocessing_from(data: dict) -> Preprocessing:
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(Preprocessing)} - set(PREPROCESSING_NOTES))
+    if unknown:
+        raise ValueError(f"its preprocessing has {', '.join(map(repr, unknown))}, unknown to this wanwu (written by a "
+                         "newer one? upgrade wanwu to use it)")
     return Preprocessing(data["resize_size"], data["crop_size"], tuple(data["mean"]), tuple(data["std"]), data["interpolation"],
                          bool(data.get("pad", False)))  # versions written before --crop pad have no "pad"
 
@@ -248,10 +258,14 @@ def _signed_sqrt_module():  # type: ignore[no-untyped-def]
 
 def trained_spec(version: Version) -> ModelSpec:
     base = get_model_spec(version.manifest["base"]["model"])
+    try:
+        preprocessing = preprocessing_from(version.manifest["preprocessing"])
+    except ValueError as err:
+        raise WanwuError(f"{version.ref}: {err}") from None
     return dataclasses.replace(
         base,
         name=version.ref,
-        preprocessing=preprocessing_from(version.manifest["preprocessing"]),
+        preprocessing=preprocessing,
         labels=f"trained:{version.ref}",
         num_classes=len(version.manifest["classes"]),
         description=f"trained on {len(version.manifest['classes'])} classes from {base.name}",

@@ -54,15 +54,29 @@ def _hashed(folder: ImageFolder, skipped: list[tuple[Path, str]], reporter: Repo
 
 
 def _header(data: bytes) -> tuple[str | None, bool]:
-    """Why ``data`` is not an image wanwu reads, or None; and whether it has transparency (its header only: cheap)."""
+    """Why ``data`` is not an image wanwu reads, or None (its header only: cheap); and whether it is a cut-out."""
     from wanwu.errors import ImageError
-    from wanwu.preprocess import ImageLimits, has_transparency, open_checked
+    from wanwu.preprocess import ImageLimits, open_checked
 
     try:
         img = open_checked(data, ImageLimits(max_bytes=len(data) + 1, max_pixels=1 << 62))
     except ImageError as err:
         return str(err), False  # "not an image wanwu can read; ...", or the limit it breaks
-    return None, has_transparency(img)
+    return None, _see_through(img)
+
+
+def _see_through(img) -> bool:  # type: ignore[no-untyped-def]
+    """Whether some pixel is transparent: an alpha channel alone is not enough (opaque RGBA screenshots and exports
+    are photos); only images that have one are decoded, within the default pixel limit."""
+    from wanwu.preprocess import ImageLimits, has_transparency
+
+    if not has_transparency(img) or img.width * img.height > ImageLimits().max_pixels:
+        return False
+    try:
+        alpha = img.getchannel("A") if "A" in img.getbands() else img.convert("RGBA").getchannel("A")
+        return alpha.getextrema()[0] < 255
+    except (OSError, ValueError, SyntaxError):  # a damaged file: extraction will say why
+        return False
 
 
 def _dedupe(samples: list[Sample], folder: ImageFolder, data: TrainingSet) -> list[Sample]:

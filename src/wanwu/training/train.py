@@ -69,6 +69,8 @@ def crop_for(crop: str, train: list[Sample]) -> tuple[str, str]:
 def training_preprocessing(pre: Preprocessing, crop: str) -> Preprocessing:
     """``full``: the shorter side resized straight to the crop size (the longer one is still cut to a square);
     ``pad``: the whole image letterboxed on white (nothing cut); ``center``: the base's own ImageNet crop."""
+    if crop not in CROPS[1:]:
+        raise DatasetError(f"a resolved crop is one of {', '.join(CROPS[1:])}; got {crop!r} (``crop_for`` resolves auto)")
     if crop == "center":
         return pre
     return dataclasses.replace(pre, resize_size=pre.crop_size, pad=crop == "pad")
@@ -157,19 +159,20 @@ def _named_base(options: TrainOptions) -> str:
     return DEFAULT_BASE if options.base in (None, AUTO) else options.base  # type: ignore[return-value]
 
 
-def _new_run(options: TrainOptions, data: TrainingSet, base: ModelSource, features: str) -> Run:
-    crop, why = crop_for(options.crop, data.train)
+def _new_run(options: TrainOptions, data: TrainingSet, base: ModelSource, features: str, crop: tuple[str, str]) -> Run:
+    crop, why = crop  # decided once (``crop_for``), before any candidate's extraction drops unreadable files
     return Run(options, data, base, training_preprocessing(base.spec.preprocessing, crop),
                views_for(options.augment, len(data.train)), features, crop={"crop": crop, "why": why})
 
 
-def _searched(options: TrainOptions, data: TrainingSet, home: Path, reporter: Reporter) -> tuple[Run, Vectors]:
+def _searched(options: TrainOptions, data: TrainingSet, home: Path, reporter: Reporter,
+              crop: tuple[str, str]) -> tuple[Run, Vectors]:
     """``--base auto``: pyramid features of the training images with every candidate base (the global ones are their
     first columns), each (base, features) cross-validated, and (small sets) the joined pair; the chosen run and cache."""
     kinds = search.CANDIDATE_FEATURES if options.features == "auto" else (features_for(options.features, 0),)
     extracted = {}
     for name in search.CANDIDATE_BASES:
-        run = _new_run(options, data, _base(name, home), "pyramid")
+        run = _new_run(options, data, _base(name, home), "pyramid", crop)
         extracted[name] = (run, _embed(run, home, reporter))  # failed files are dropped from ``data`` (shared)
     candidates = [(search.Candidate(name, kind), run, _kind_of(cache, kind, run.base))
                   for name, (run, cache) in extracted.items() for kind in kinds]
@@ -215,11 +218,12 @@ def _extraction_name(run: Run) -> str:
     return run.base.spec.name + ("" if size == run.base.spec.preprocessing.crop_size else f"@{size}")
 
 
-def _explicit(options: TrainOptions, data: TrainingSet, home: Path, reporter: Reporter) -> tuple[Run, Vectors]:
+def _explicit(options: TrainOptions, data: TrainingSet, home: Path, reporter: Reporter,
+              crop: tuple[str, str]) -> tuple[Run, Vectors]:
     """``--base NAME`` or ``--base A+B`` (joined: B reads A's input), or the default base above the search's size."""
     features = features_for(options.features, len(data.train))
     first, second = split_bases(_named_base(options))
-    run = _new_run(options, data, _base(first, home), features)
+    run = _new_run(options, data, _base(first, home), features, crop)
     companion_base = _base(second, home) if second is not None else None  # a wrong name fails before any extraction
     run.choice = (search.skipped_record(DEFAULT_BASE, features, len(data.train)) if options.base in (None, AUTO)
                   else search.explicit_record(_named_base(options), features))
@@ -248,16 +252,18 @@ def train(options: TrainOptions, home: Path, reporter: Reporter | None = None) -
     started = time.perf_counter()
     data = prepare(options.data, options.labels, options.val, options.val_split, options.seed, reporter)
     prepared = time.perf_counter() - started
+    crop = crop_for(options.crop, data.train)
     if options.mode == "finetune":
-        run = _new_run(options, data, _base(_named_base(options), home), features_for(options.features, len(data.train)))
+        run = _new_run(options, data, _base(_named_base(options), home), features_for(options.features, len(data.train)),
+                       crop)
         run.timings["prepare"] = prepared
         finetune(run, home, reporter)
     elif options.base in (None, AUTO) and len(data.train) <= search.SEARCH_UP_TO:
-        run, cache = _searched(options, data, home, reporter)
+        run, cache = _searched(options, data, home, reporter, crop)
         run.timings["prepare"] = prepared
         _fit(run, cache, reporter)
     else:
-        run, vectors = _explicit(options, data, home, reporter)
+        run, vectors = _explicit(options, data, home, reporter, crop)
         run.timings["prepare"] = prepared
         _fit(run, vectors, reporter)
     t0 = time.perf_counter()
