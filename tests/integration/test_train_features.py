@@ -176,7 +176,7 @@ def test_a_set_of_cut_outs_is_letterboxed_in_training_and_in_serving(home: Path,
     pre = version.manifest["preprocessing"]
     assert (pre["crop"], pre["pad"], pre["resize_size"]) == ("pad", True, 224)
     assert pre["crop_why"] == f"{version.manifest['data']['train_images']} of {version.manifest['data']['train_images']} " \
-                              "training images have transparency (cut-outs)"
+                              "training images are cut-outs with transparent pixels"
     classifier = Classifier.load("cut@1", engine="onnxruntime", home=home, threads=2)
     files = sorted(data.rglob("*.png"))
     pixels = np.stack([classifier.pixels(f) for f in files])

@@ -19,9 +19,8 @@ from wanwu.trained.archive import MANIFEST, export_version, import_archive
 from wanwu.trained.store import check_name, commit, new_partial, parse_ref, remove, resolve, versions
 from wanwu.weights import sha256_file
 
-
 PREPROCESSING = {"resize_size": 224, "crop_size": 224, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear",
-                 "pad": True, "crop": "pad", "crop_why": "8 of 8 training images have transparency (cut-outs)"}
+                 "pad": True, "crop": "pad", "crop_why": "8 of 8 training images are cut-outs with transparent pixels"}
 
 
 def fake_version(home: Path, name: str = "plants", payload: bytes = b"onnx", preprocessing: dict | None = None) -> object:

@@ -120,9 +120,9 @@ def test_cut_outs_are_seen_in_the_header_and_crop_auto_letterboxes_a_set_of_most
     data = prepare(tmp_path, val_split=0.0)
     cutouts = {s.path for s in data.train if s.cutout}
     assert cutouts == {*pngs[:6], palette}  # the opaque RGBA ones are photos
-    assert crop_for("auto", data.train) == ("full", "7 of 16 training images have transparency (cut-outs)")
+    assert crop_for("auto", data.train) == ("full", "7 of 16 training images are cut-outs with transparent pixels")
     data.train = [s for s in data.train if s.path not in pngs[9:12]]
-    assert crop_for("auto", data.train) == ("pad", "7 of 13 training images have transparency (cut-outs)")
+    assert crop_for("auto", data.train) == ("pad", "7 of 13 training images are cut-outs with transparent pixels")
     photos = [s for s in data.train if not s.cutout]
     assert crop_for("auto", photos)[0] == "full" and crop_for("center", data.train) == ("center", "--crop")
     with pytest.raises(DatasetError, match="--crop must be one of auto, full, center, pad"):

@@ -57,7 +57,7 @@ CROP_MEANING = {"full": "the shorter side whole, cropped square", "pad": "the wh
 
 
 def _crop(pre: dict) -> str:
-    """"pad: the whole image letterboxed on white (40 of 48 training images have transparency (cut-outs))"."""
+    """"pad: the whole image letterboxed on white (40 of 48 training images are cut-outs with transparent pixels)"."""
     crop = pre.get("crop", "full")
     why = pre.get("crop_why")
     return f"{crop}: {CROP_MEANING.get(crop, crop)}" + (f" ({why})" if why and why != "--crop" else "")

@@ -63,7 +63,7 @@ def crop_for(crop: str, train: list[Sample]) -> tuple[str, str]:
         return crop, "--crop"
     cutouts = sum(s.cutout for s in train)
     chosen = "pad" if 2 * cutouts >= len(train) else "full"
-    return chosen, f"{cutouts} of {len(train)} training images have transparency (cut-outs)"
+    return chosen, f"{cutouts} of {len(train)} training images are cut-outs with transparent pixels"
 
 
 def training_preprocessing(pre: Preprocessing, crop: str) -> Preprocessing:
