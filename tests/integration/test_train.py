@@ -177,6 +177,23 @@ def test_the_service_says_out_of_set_in_v1_v2_and_on_the_page(trained: dict, hom
         assert not any("like none" in hint for hint in in_set)  # in set: at most the plain "not sure" hint
 
 
+def test_tag_records_say_out_of_set(trained: dict, home: Path, test_set: Path, photos_dir: Path, tmp_path: Path) -> None:
+    import csv
+
+    library = tmp_path / "library"
+    library.mkdir()
+    shutil.copy(photos_dir / "dog.jpg", library / "dog.jpg")
+    shutil.copy(next(test_set.rglob("*.png")), library / "shape.png")
+    for out in ("tags.jsonl", "tags.csv"):
+        assert main(["--home", str(home), "tag", str(library), "--model", "shapes@1", "--out", str(tmp_path / out)]) == 0
+    records = {r["path"]: r for r in map(json.loads, (tmp_path / "tags.jsonl").read_text().splitlines())}
+    assert (records["dog.jpg"]["out_of_set"], records["dog.jpg"]["unknown"]) == (True, True)
+    assert records["shape.png"]["out_of_set"] is False
+    with open(tmp_path / "tags.csv", encoding="utf-8", newline="") as f:
+        rows = {r["path"]: r for r in csv.DictReader(f)}
+    assert (rows["dog.jpg"]["out_of_set"], rows["shape.png"]["out_of_set"]) == ("true", "false")
+
+
 def test_eval_on_an_imagefolder(trained: dict, home: Path, test_set: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     (result,) = _run_json(capsys, ["--home", str(home), "eval", "--json", "--model", "shapes@1", str(test_set)])
     assert result["model"] == "shapes@1" and result["images"] == 12 and result["top1"] >= 0.9

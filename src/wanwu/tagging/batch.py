@@ -39,9 +39,9 @@ def model_info(classifier: Classifier) -> ModelInfo:
 
 def record_for(info: ModelInfo, item: Loaded, predictions: list[dict] | None = None,
                error: tuple[str, str] | None = None, categories: list[dict] | None = None,
-               unknown: bool | None = None) -> dict:
+               unknown: bool | None = None, out_of_set: bool | None = None) -> dict:
     return make_record(info, item.rel, item.sha256, item.size, item.width, item.height, predictions,
-                       error or item.error, categories, unknown)
+                       error or item.error, categories, unknown, out_of_set)
 
 
 def predict_pixels(classifier: Classifier, pixels: np.ndarray, options: RankOptions,
@@ -60,7 +60,8 @@ def _predict(classifier: Classifier, pixels: np.ndarray, options: RankOptions,
 
 def _entries(result: Result) -> dict:
     return {"predictions": [p.as_dict("both", SCORE_DIGITS) for p in result],
-            "categories": [c.as_dict("both", SCORE_DIGITS) for c in result.categories], "unknown": result.unknown}
+            "categories": [c.as_dict("both", SCORE_DIGITS) for c in result.categories], "unknown": result.unknown,
+            "out_of_set": result.out_of_set}
 
 
 def tag_batch(classifier: Classifier, items: Sequence[Loaded], info: ModelInfo, options: RankOptions,

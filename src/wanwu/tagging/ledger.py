@@ -118,7 +118,7 @@ class Ledger:
         """The record of an identical file: its predictions and categories, and the precision and engine that made
         them (on Ray with ``auto``, the actor's, which may differ from another actor's)."""
         copy = record_for(self.info, item, record["predictions"], _error_of(record), record.get("categories"),
-                          record.get("unknown"))
+                          record.get("unknown"), record.get("out_of_set"))
         return {**copy, "precision": record["precision"], "engine": record["engine"]}
 
     def settle(self, done: list[tuple[Loaded, dict]], decoded: int = 0) -> None:

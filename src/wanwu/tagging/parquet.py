@@ -37,7 +37,8 @@ def schema():  # type: ignore[no-untyped-def]
     category = pa.struct([("id", pa.string()), ("label", pa.string()), ("label_zh", pa.string()), ("score", pa.float64()),
                           ("parent", pa.string())])
     types = {"bytes": pa.int64(), "width": pa.int32(), "height": pa.int32(), "predictions": pa.list_(prediction),
-             "categories": pa.list_(category), "unknown": pa.bool_(), "category_score": pa.float64(),
+             "categories": pa.list_(category), "unknown": pa.bool_(), "out_of_set": pa.bool_(),
+             "category_score": pa.float64(),
              "error": pa.struct([("code", pa.string()), ("message", pa.string())])}
     return pa.schema([(name, types.get(name, pa.string())) for name in (*FIELDS, *TOP_CATEGORY_FIELDS)])
 

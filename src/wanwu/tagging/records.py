@@ -6,11 +6,13 @@ One record per image, every key always present (``null`` where it does not apply
      "model": "efficientnet_lite0", "weights_sha256": "…", "precision": "fp32", "engine": "openvino",
      "wanwu_version": "0.1.0", "predictions": [{"index": 978, "label": "seashore", "label_zh": "海滨",
      "score": 0.91}, …], "categories": [{"id": "landscape", "label": "landscape", "label_zh": "自然景观",
-     "score": 0.97, "parent": null}, …], "unknown": false, "error": null}
+     "score": 0.97, "parent": null}, …], "unknown": false, "out_of_set": null, "error": null}
 
 ``categories``: the everyday categories scoring at least 0.05, highest first (``wanwu.categories``; ``[]`` for a
 trained model, which keeps its own classes); ``unknown``: no confident answer at any level (a trained model: its own
 measured threshold; ``null`` where the model has no rule). Records written before categories existed lack both keys.
+``out_of_set``: a trained version with out-of-set evidence says whether the image is like none of its training images
+(then ``unknown`` is true too); ``null`` for other models, and absent from records an older wanwu wrote.
 A failed image has ``"predictions": null``, ``"categories": null``, ``"unknown": null`` and ``"error": {"code": …,
 "message": …}``. ``categories_version``: the version of the category table the categories came from (``null`` for a
 trained model; absent from records an older wanwu wrote).
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 
 FIELDS = (
     "path", "sha256", "bytes", "width", "height", "model", "weights_sha256", "precision", "engine", "wanwu_version",
-    "predictions", "categories", "unknown", "error", "categories_version",
+    "predictions", "categories", "unknown", "out_of_set", "error", "categories_version",
 )
 META_FIELDS = FIELDS[:FIELDS.index("predictions")]  # one value each; the rest are lists, flags or the error
 SCORE_DIGITS = 6
@@ -79,13 +81,14 @@ class ModelInfo:
 def make_record(
     info: ModelInfo, rel: str, sha256: str | None, size: int | None, width: int | None = None, height: int | None = None,
     predictions: list[dict] | None = None, error: tuple[str, str] | None = None,
-    categories: list[dict] | None = None, unknown: bool | None = None,
+    categories: list[dict] | None = None, unknown: bool | None = None, out_of_set: bool | None = None,
 ) -> dict:
     return {
         "path": rel, "sha256": sha256, "bytes": size, "width": width, "height": height, **info.as_dict(),
         "predictions": None if error else (predictions or []),
         "categories": None if error else (categories or []),
         "unknown": None if error else unknown,
+        "out_of_set": None if error else out_of_set,
         "error": {"code": error[0], "message": error[1]} if error else None,
         "categories_version": info.categories_version,
     }

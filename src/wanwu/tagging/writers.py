@@ -22,15 +22,16 @@ from wanwu.store import atomic_file
 from wanwu.tagging.records import META_FIELDS, record_key, top_category
 
 FORMATS = ("jsonl", "csv", "parquet")
-# the top class, the top everyday category (``records.top_category``) and ``unknown`` in their own columns; all
-# predictions and categories as JSON; the category table's version last
+# the top class, the top everyday category (``records.top_category``), ``unknown`` and ``out_of_set`` in their own
+# columns; all predictions and categories as JSON; the category table's version last
 CSV_FIELDS = (*META_FIELDS, "label", "label_zh", "score", "category", "category_zh", "category_score", "unknown",
-              "predictions", "categories", "error_code", "error_message", "categories_version")
-# the headers before categories and before categories_version: still read, and upgraded (rewritten with the new
-# header) before a run appends
+              "out_of_set", "predictions", "categories", "error_code", "error_message", "categories_version")
+# the headers before categories, before categories_version and before out_of_set: still read, and upgraded (rewritten
+# with the new header) before a run appends
 LEGACY_CSV_FIELDS = (*META_FIELDS, "label", "label_zh", "score", "predictions", "error_code", "error_message")
-UNVERSIONED_CSV_FIELDS = CSV_FIELDS[:-1]
-OLD_CSV_HEADERS = (LEGACY_CSV_FIELDS, UNVERSIONED_CSV_FIELDS)
+NO_OUT_OF_SET_CSV_FIELDS = tuple(f for f in CSV_FIELDS if f != "out_of_set")
+UNVERSIONED_CSV_FIELDS = NO_OUT_OF_SET_CSV_FIELDS[:-1]
+OLD_CSV_HEADERS = (LEGACY_CSV_FIELDS, UNVERSIONED_CSV_FIELDS, NO_OUT_OF_SET_CSV_FIELDS)
 _INT_FIELDS = ("bytes", "width", "height")
 
 
@@ -217,6 +218,7 @@ def _csv_row(record: dict) -> list:
         top.get("label", ""), top.get("label_zh", ""), top.get("score", ""),
         category.get("label", ""), category.get("label_zh", ""), category.get("score", ""),
         "" if unknown is None else str(unknown).lower(),
+        "" if record.get("out_of_set") is None else str(record["out_of_set"]).lower(),
         "" if preds is None else json.dumps(preds, ensure_ascii=False),
         "" if cats is None else json.dumps(cats, ensure_ascii=False),
         error["code"] if error else "", error["message"] if error else "",
@@ -232,6 +234,8 @@ def _from_csv_row(row: dict) -> dict:
     if "categories" in row:  # absent from a file an older wanwu wrote
         record["categories"] = json.loads(row["categories"]) if row["categories"] else None
         record["unknown"] = {"true": True, "false": False}.get(row["unknown"])
+    if "out_of_set" in row:  # absent from a file an older wanwu wrote
+        record["out_of_set"] = {"true": True, "false": False}.get(row["out_of_set"])
     record["error"] = {"code": row["error_code"], "message": row["error_message"]} if row["error_code"] else None
     if "categories_version" in row:  # absent from a file an older wanwu wrote
         record["categories_version"] = row["categories_version"] or None
