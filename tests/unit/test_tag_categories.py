@@ -13,7 +13,7 @@ from tests.unit.test_tagging import photo, read_jsonl
 from wanwu.categories import category_table
 from wanwu.tagging.api import TagOptions, tag
 from wanwu.tagging.records import META_FIELDS, top_category
-from wanwu.tagging.writers import CSV_FIELDS, LEGACY_CSV_FIELDS, CsvFile
+from wanwu.tagging.writers import CSV_FIELDS, LEGACY_CSV_FIELDS, NO_OUT_OF_SET_CSV_FIELDS, CsvFile
 
 
 @pytest.fixture()
@@ -65,6 +65,26 @@ def test_csv_has_the_top_category_and_unknown_and_an_old_csv_is_upgraded(tmp_pat
     assert next(r for r in rows if r["path"] == "gone.jpg")["categories"] == ""
 
 
+def test_a_csv_from_before_out_of_set_is_read_and_upgraded(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    lib = tmp_path / "lib"
+    photo(lib / "a.jpg", 1)
+    run([lib], tmp_path / "new.csv")
+    (row,) = csv.DictReader((tmp_path / "new.csv").open(encoding="utf-8", newline=""))
+    assert row["out_of_set"] == ""  # an ImageNet model has no out-of-set evidence
+    old = tmp_path / "old.csv"
+    with old.open("w", encoding="utf-8", newline="") as file:
+        writer = csv.DictWriter(file, NO_OUT_OF_SET_CSV_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerow({**{k: v for k, v in row.items() if k != "out_of_set"}, "path": "old.jpg"})
+    (record,) = CsvFile.read.__get__(_bare(old))()
+    assert record["path"] == "old.jpg" and "out_of_set" not in record and record["unknown"] is False
+    photo(lib / "b.jpg", 2)
+    run([lib], old)
+    rows = list(csv.DictReader(old.open(encoding="utf-8", newline="")))
+    assert tuple(rows[0]) == CSV_FIELDS and {r["path"]: r["out_of_set"] for r in rows} == {"old.jpg": "", "a.jpg": "",
+                                                                                             "b.jpg": ""}
+
+
 def _bare(path: Path) -> CsvFile:
     """A CsvFile that only reads (no header written, no upgrade)."""
     file = CsvFile.__new__(CsvFile)
@@ -79,10 +99,11 @@ def test_an_old_parquet_file_reads_and_is_rewritten_with_the_new_columns(tmp_pat
     photo(lib / "a.jpg", 1)
     run([lib], tmp_path / "tags.jsonl")
     (record,) = read_jsonl(tmp_path / "tags.jsonl")
-    old = {k: v for k, v in record.items() if k not in ("categories", "unknown")}
+    old = {k: v for k, v in record.items() if k not in ("categories", "unknown", "out_of_set")}
     pq.write_table(pa.Table.from_pylist([{**old, "path": "old.jpg"}]), tmp_path / "tags.parquet")
     photo(lib / "b.jpg", 2)
     run([lib], tmp_path / "tags.parquet")
     rows = {r["path"]: r for r in pq.read_table(tmp_path / "tags.parquet").to_pylist()}
     assert set(rows) == {"old.jpg", "a.jpg", "b.jpg"}
     assert rows["old.jpg"]["categories"] is None and rows["b.jpg"]["categories"] and rows["b.jpg"]["unknown"] is False
+    assert rows["old.jpg"]["out_of_set"] is None and rows["b.jpg"]["out_of_set"] is None  # an ImageNet model: no evidence
