@@ -150,7 +150,7 @@ def _cut_outs(root: Path, per_class: int) -> Path:
     for folder, (colour, shape) in SHAPES.items():
         (root / folder).mkdir(parents=True)
         for i in range(per_class):
-            img = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+            img = Image.new("RGBA", (72, 72), (0, 0, 0, 0))  # room for a margin right and below
             box = [int(v) for v in (*rng.integers(0, 16, 2), *rng.integers(48, 64, 2))]
             fill = (*(int(np.clip(c + rng.integers(-25, 26), 0, 255)) for c in colour), 255)
             draw = ImageDraw.Draw(img)
@@ -160,7 +160,9 @@ def _cut_outs(root: Path, per_class: int) -> Path:
                 draw.rectangle(box, fill=fill)
             else:
                 draw.polygon([((box[0] + box[2]) // 2, box[1]), (box[0], box[3]), (box[2], box[3])], fill=fill)
-            img = img.crop(img.getchannel("A").getbbox())
+            left, top, right, bottom = img.getchannel("A").getbbox()
+            # a one-pixel transparent margin, as cut-out sites leave: a square trimmed flush is opaque, not a cut-out
+            img = img.crop((max(0, left - 1), max(0, top - 1), right + 1, bottom + 1))
             stretch = float(rng.choice([0.4, 2.5]))
             img.resize((max(8, round(img.width * stretch)), img.height)).save(root / folder / f"{i:03d}.png")
     return root
