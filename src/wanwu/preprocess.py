@@ -253,13 +253,13 @@ def crop_pixels(img: Image.Image, pre: Preprocessing, resize_crop_only: bool = F
     takes it too when the resized image would hold more than ``EXACT_RESIZE_MAX_CROPS`` crops
     (aspect ratios beyond ~12:1): its cost is then the crop's, not the strip's.
     """
+    interpolation = _INTERPOLATION[pre.interpolation]
     if pre.pad:
-        img = letterboxed(img, pre.resize_size, _INTERPOLATION[pre.interpolation])
+        img = letterboxed(img, pre.resize_size, interpolation)
     size = resized_size(img.size, pre.resize_size)
     if min(size) < pre.crop_size:
         raise ValueError(f"crop {pre.crop_size} is larger than the resized image {size}")
     box = center_crop_box(size, pre.crop_size)
-    interpolation = _INTERPOLATION[pre.interpolation]
     extreme = size[0] * size[1] > EXACT_RESIZE_MAX_CROPS * pre.crop_size**2
     if (resize_crop_only or extreme) and size != img.size:
         sx, sy = img.width / size[0], img.height / size[1]

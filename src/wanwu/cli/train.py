@@ -114,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(version) -> None:  # type: ignore[no-untyped-def]
+    from wanwu.training.run import NAMED_CROP
+
     m = version.manifest
     metrics = m.get("metrics")
     score = "no validation images" if not metrics else (
@@ -123,7 +125,7 @@ def _print_summary(version) -> None:  # type: ignore[no-untyped-def]
     print(f"{version.ref}: {len(m['classes'])} classes from {used} images on {bases_of(m)}; {score}")
     if m.get("base_choice"):
         print(f"base: {m['base_choice']['summary']}")
-    if m["preprocessing"].get("crop_why", "--crop") != "--crop":
+    if m["preprocessing"].get("crop_why", NAMED_CROP) != NAMED_CROP:
         print(f"crop: {m['preprocessing']['crop']} ({m['preprocessing']['crop_why']})")
     if m.get("kind") == "finetune":
         h = m["head"]

@@ -54,7 +54,8 @@ def _hashed(folder: ImageFolder, skipped: list[tuple[Path, str]], reporter: Repo
 
 
 def _header(data: bytes) -> tuple[str | None, bool]:
-    """Why ``data`` is not an image wanwu reads, or None (its header only: cheap); and whether it is a cut-out."""
+    """Why ``data`` is not an image wanwu reads, or None (its header only: cheap); and whether it is a cut-out (an
+    image with an alpha channel has it decoded once more here: the price of ``--crop auto`` knowing before extraction)."""
     from wanwu.errors import ImageError
     from wanwu.preprocess import ImageLimits, open_checked
 

@@ -12,7 +12,7 @@ import numpy as np
 from wanwu.errors import ImageError
 from wanwu.preprocess import ImageLimits, decode_image
 from wanwu.ranking import softmax
-from wanwu.training.run import Run
+from wanwu.training.run import NAMED_CROP, Run
 
 MISTAKES = 16
 THUMB = 112
@@ -60,7 +60,7 @@ def _crop(pre: dict) -> str:
     """"pad: the whole image letterboxed on white (40 of 48 training images are cut-outs with transparent pixels)"."""
     crop = pre.get("crop", "full")
     why = pre.get("crop_why")
-    return f"{crop}: {CROP_MEANING.get(crop, crop)}" + (f" ({why})" if why and why != "--crop" else "")
+    return f"{crop}: {CROP_MEANING.get(crop, crop)}" + (f" ({why})" if why and why != NAMED_CROP else "")
 
 
 def _summary(m: dict) -> str:

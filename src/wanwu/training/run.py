@@ -13,6 +13,9 @@ from wanwu.trained.outofset import InSetEvidence
 from wanwu.training.data import TrainingSet
 from wanwu.training.head import Head, HeadConfig
 
+# ``crop_why`` when the user named ``--crop``: nothing to explain (``auto`` says what it saw instead)
+NAMED_CROP = "--crop"
+
 
 @dataclass(frozen=True)
 class TrainOptions:

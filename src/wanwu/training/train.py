@@ -23,7 +23,7 @@ from wanwu.training.embed import VIEWS, EmbeddingCache, GlobalPart, Job, Joined,
 from wanwu.training.finetune import finetune
 from wanwu.training.head import HeadConfig, fit
 from wanwu.training.metrics import metrics, unknown_threshold
-from wanwu.training.run import Run, TrainOptions
+from wanwu.training.run import NAMED_CROP, Run, TrainOptions
 from wanwu.training.version import write_version
 
 DEFAULT_BASE = "efficientnet_lite0"
@@ -60,7 +60,7 @@ def crop_for(crop: str, train: list[Sample]) -> tuple[str, str]:
     if crop not in CROPS:
         raise DatasetError(f"--crop must be one of {', '.join(CROPS)}; got {crop!r}")
     if crop != "auto":
-        return crop, "--crop"
+        return crop, NAMED_CROP
     cutouts = sum(s.cutout for s in train)
     chosen = "pad" if 2 * cutouts >= len(train) else "full"
     return chosen, f"{cutouts} of {len(train)} training images are cut-outs with transparent pixels"
